@@ -1,0 +1,181 @@
+//! Startup: templates and destinations prepared from the settings, the store opened, the HTTP
+//! server bound and the delivery lanes started; graceful shutdown in the right order.
+
+use crate::config::{ConfigError, DestinationSettings, Settings};
+use crate::destinations::{self, Destination, Shared};
+use crate::metrics::Metrics;
+use crate::receiver::{self, ReceiverState};
+use crate::render::{RenderError, Renderer};
+use crate::store::Store;
+use crate::telemetry::MaskedRootSpan;
+use crate::worker::{LaneSettings, Wakers, Worker};
+use actix_web::{web, App, HttpServer};
+use anyhow::Context as _;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use tracing_actix_web::TracingLogger;
+
+/// Settings with their templates compiled and destinations built: what `serve`, `check` and
+/// `render` all start from.
+pub struct Prepared {
+    /// The settings.
+    pub settings: Settings,
+    /// Compiled templates and `when` expressions.
+    pub renderer: Arc<Renderer>,
+    /// Built destinations, in configuration order.
+    pub destinations: Vec<Arc<dyn Destination>>,
+}
+
+/// Compiles templates and `when` expressions and builds destinations. Errors name the
+/// template file and line, or the configuration key and its line.
+pub fn prepare(
+    settings: Settings,
+    config_path: &Path,
+    config_text: &str,
+) -> anyhow::Result<Prepared> {
+    let mut renderer = Renderer::load(Path::new(&settings.templates.dir))?;
+    let mut problems = crate::config::Problems::new(config_text);
+    for (name, d) in &settings.destinations {
+        let template = match d {
+            DestinationSettings::Webhook(w) => &w.template,
+            DestinationSettings::File(f) => &f.template,
+        };
+        if let Err(e) = renderer.require(template) {
+            problems.add(&format!("destinations.{name}.template"), e.to_string());
+        }
+        if let Some(expression) = d.when() {
+            if let Err(RenderError::Compile { message, .. }) =
+                renderer.add_expression(name, expression)
+            {
+                problems.add(&format!("destinations.{name}.when"), message);
+            }
+        }
+    }
+    problems
+        .finish(config_path)
+        .map_err(|e: ConfigError| anyhow::anyhow!(e))?;
+    let renderer = Arc::new(renderer);
+    let shared = Shared::new(renderer.clone(), &settings).context("building the HTTP client")?;
+    let destinations = destinations::build_all(&settings, &shared)?;
+    Ok(Prepared {
+        settings,
+        renderer,
+        destinations,
+    })
+}
+
+/// A bound server and running lanes.
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    worker: Worker,
+}
+
+impl Application {
+    /// Opens the store, recovers leases left by a crash, binds the listener and starts the
+    /// delivery lanes.
+    pub async fn build(prepared: Prepared) -> anyhow::Result<Self> {
+        let Prepared {
+            settings,
+            renderer,
+            destinations,
+        } = prepared;
+        let store = Store::open(&settings.store.url).context("opening the store")?;
+        let recovered = store
+            .release(Vec::new())
+            .await
+            .context("recovering leases")?;
+        if recovered > 0 {
+            tracing::warn!(
+                recovered,
+                "deliveries in flight at the last stop are due again"
+            );
+        }
+        let names: Vec<String> = settings.destinations.keys().cloned().collect();
+        let metrics = Arc::new(Metrics::new(&names));
+        let wakers = Wakers::new(&names);
+        let state = web::Data::new(ReceiverState::new(
+            &settings,
+            store.clone(),
+            renderer,
+            metrics.clone(),
+            wakers.clone(),
+        ));
+        let listener = std::net::TcpListener::bind(&settings.server.listen)
+            .with_context(|| format!("binding {}", settings.server.listen))?;
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(TracingLogger::<MaskedRootSpan>::new())
+                .app_data(state.clone())
+                .configure(receiver::routes)
+        })
+        .disable_signals()
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+        let worker = Worker::start(
+            store,
+            destinations,
+            LaneSettings::from(&settings.delivery),
+            metrics,
+            &wakers,
+        );
+        tracing::info!(listen = %settings.server.listen, port, "deskbridge is listening");
+        Ok(Self {
+            port,
+            server,
+            worker,
+        })
+    }
+
+    /// The bound port (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, finishes in-flight requests,
+    /// stops the lanes (finishing or releasing in-flight deliveries) and returns.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server);
+        shutdown.await;
+        tracing::info!("shutting down: no new hooks, finishing deliveries in flight");
+        handle.stop(true).await;
+        let served = server.await;
+        self.worker.shutdown().await;
+        tracing::info!("stopped");
+        served.context("server task")?.context("server")
+    }
+
+    /// Serves until SIGTERM or SIGINT.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

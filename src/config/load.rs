@@ -1,0 +1,425 @@
+//! Loading: file → overrides from the environment → `${VAR}` expansion → `x_file` secrets →
+//! typed settings → validation. Every error names the file, the line where known, and the key.
+
+use super::Settings;
+use serde_json::{Map, Value};
+use std::fmt;
+use std::path::Path;
+
+/// Secret keys that may also be given as `<key>_file`.
+const SECRET_KEYS: &[&str] = &[
+    "hook_tokens",
+    "admin_token",
+    "api_token",
+    "access_token",
+    "oauth_token",
+    "signing_secret",
+];
+
+/// Prefix of environment overrides (`DESKBRIDGE_SECTION__KEY`).
+const ENV_PREFIX: &str = "DESKBRIDGE_";
+
+/// One thing wrong with a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Line in the file, when the key stands in it.
+    pub line: Option<usize>,
+    /// Dotted key path, e.g. `destinations.archive.url`.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// A configuration that cannot be used, with every problem found.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigError {
+    /// The configuration file.
+    pub file: String,
+    /// What is wrong, in file order where known.
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}", self.file)?;
+            if let Some(line) = p.line {
+                write!(f, ":{line}")?;
+            }
+            if let Some(key) = &p.key {
+                write!(f, ": {key}")?;
+            }
+            write!(f, ": {}", p.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl ConfigError {
+    /// An error about the file as a whole.
+    pub fn file(file: &Path, message: impl Into<String>) -> Self {
+        Self {
+            file: file.display().to_string(),
+            problems: vec![Problem {
+                line: None,
+                key: None,
+                message: message.into(),
+            }],
+        }
+    }
+}
+
+/// Collects problems and places each key on its line in the file's text.
+pub struct Problems<'a> {
+    text: &'a str,
+    list: Vec<Problem>,
+}
+
+impl<'a> Problems<'a> {
+    /// An empty list for the given file text.
+    pub fn new(text: &'a str) -> Self {
+        Self {
+            text,
+            list: Vec::new(),
+        }
+    }
+    /// Records a problem with `key` (dotted path).
+    pub fn add(&mut self, key: &str, message: impl Into<String>) {
+        self.list.push(Problem {
+            line: find_line(self.text, key),
+            key: Some(key.to_string()),
+            message: message.into(),
+        });
+    }
+    /// `Ok` when nothing was recorded.
+    pub fn finish(mut self, file: &Path) -> Result<(), ConfigError> {
+        if self.list.is_empty() {
+            return Ok(());
+        }
+        self.list.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+        Err(ConfigError {
+            file: file.display().to_string(),
+            problems: self.list,
+        })
+    }
+}
+
+/// Reads, layers and validates the configuration at `path`.
+pub fn load(path: &Path) -> Result<(Settings, String), ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::file(path, format!("cannot read the configuration: {e}")))?;
+    let tree = parse_yaml(&text).map_err(|e| ConfigError::file(path, e))?;
+    let settings = settings_from_tree(path, &text, tree, std::env::vars())?;
+    let mut problems = Problems::new(&text);
+    super::validate::validate(&settings, &mut problems);
+    problems.finish(path)?;
+    Ok((settings, text))
+}
+
+/// Layers environment overrides, expands variables, reads secret files and types the result.
+pub fn settings_from_tree(
+    path: &Path,
+    text: &str,
+    mut tree: Value,
+    env: impl Iterator<Item = (String, String)>,
+) -> Result<Settings, ConfigError> {
+    let mut problems = Problems::new(text);
+    let env: Vec<(String, String)> = env.collect();
+    apply_env_overrides(&mut tree, &env);
+    expand_variables(&mut tree, "", &env, &mut problems);
+    read_secret_files(&mut tree, "", &mut problems);
+    problems.finish(path)?;
+    serde_path_to_error::deserialize(tree).map_err(|e| {
+        let key = e.path().to_string();
+        let mut problems = Problems::new(text);
+        problems.add(&key, e.inner().to_string());
+        problems.finish(path).expect_err("one problem was added")
+    })
+}
+
+fn parse_yaml(text: &str) -> Result<Value, String> {
+    let source = config::File::from_str(text, config::FileFormat::Yaml);
+    let built = config::Config::builder()
+        .add_source(source)
+        .build()
+        .map_err(|e| format!("not valid YAML: {e}"))?;
+    built
+        .try_deserialize::<Value>()
+        .map_err(|e| format!("not valid YAML: {e}"))
+}
+
+/// `DESKBRIDGE_A__B__C=v` sets `a.b.c` (keys matched without regard to case). Variables
+/// without `__` (such as `DESKBRIDGE_CONFIG`) are not overrides.
+fn apply_env_overrides(tree: &mut Value, env: &[(String, String)]) {
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if !rest.contains("__") {
+            continue;
+        }
+        let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        set_path(tree, &path, scalar(value));
+    }
+}
+
+fn set_path(tree: &mut Value, path: &[String], value: Value) {
+    let mut node = tree;
+    for (i, part) in path.iter().enumerate() {
+        if !node.is_object() {
+            *node = Value::Object(Map::new());
+        }
+        let Value::Object(map) = node else {
+            return;
+        };
+        let key = map
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case(part))
+            .cloned()
+            .unwrap_or_else(|| part.clone());
+        if i + 1 == path.len() {
+            map.insert(key, value);
+            return;
+        }
+        node = map.entry(key).or_insert(Value::Null);
+    }
+}
+
+/// An environment value typed as YAML would type it: integers and booleans, else a string.
+fn scalar(text: &str) -> Value {
+    if let Ok(n) = text.parse::<i64>() {
+        return Value::from(n);
+    }
+    match text {
+        "true" => Value::Bool(true),
+        "false" => Value::Bool(false),
+        _ => Value::String(text.to_string()),
+    }
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+fn expand_variables(node: &mut Value, at: &str, env: &[(String, String)], out: &mut Problems) {
+    match node {
+        Value::String(s) if s.contains("${") => match expand(s, env) {
+            Ok(expanded) => *s = expanded,
+            Err(message) => out.add(at, message),
+        },
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                expand_variables(item, &format!("{at}[{i}]"), env, out);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                expand_variables(v, &join(at, k), env, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Expands `${VAR}` and `${VAR:-default}`; `$${` writes a literal `${`.
+pub fn expand(text: &str, env: &[(String, String)]) -> Result<String, String> {
+    let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        if rest[..start].ends_with('$') {
+            out.push_str(&rest[..start - 1]);
+            out.push_str("${");
+            rest = &rest[start + 2..];
+            continue;
+        }
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed ${{ in {text:?}"))?;
+        let inner = &after[..end];
+        let (name, default) = match inner.split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (inner, None),
+        };
+        match (lookup(name), default) {
+            (Some(v), _) if !(v.is_empty() && default.is_some()) => out.push_str(v),
+            (_, Some(d)) => out.push_str(d),
+            (_, None) => {
+                return Err(format!(
+                    "environment variable {name} is not set (write ${{{name}:-default}} to give a default)"
+                ))
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn read_secret_files(node: &mut Value, at: &str, out: &mut Problems) {
+    match node {
+        Value::Object(map) => {
+            let file_keys: Vec<String> = map
+                .keys()
+                .filter(|k| {
+                    k.strip_suffix("_file")
+                        .is_some_and(|stem| SECRET_KEYS.contains(&stem))
+                })
+                .cloned()
+                .collect();
+            for key in file_keys {
+                let stem = key.trim_end_matches("_file").to_string();
+                let Some(Value::String(secret_path)) = map.shift_remove(&key) else {
+                    out.add(&join(at, &key), "must be a file path");
+                    continue;
+                };
+                if map.get(&stem).is_some_and(|v| !v.is_null()) {
+                    out.add(
+                        &join(at, &key),
+                        format!("give either {stem} or {key}, not both"),
+                    );
+                    continue;
+                }
+                let resolved = std::path::PathBuf::from(&secret_path);
+                match std::fs::read_to_string(&resolved) {
+                    Ok(content) if stem == "hook_tokens" || stem == "signing_secret" => {
+                        let list = content
+                            .lines()
+                            .map(str::trim)
+                            .filter(|l| !l.is_empty())
+                            .map(|l| Value::String(l.to_string()))
+                            .collect();
+                        map.insert(stem, Value::Array(list));
+                    }
+                    Ok(content) => {
+                        map.insert(stem, Value::String(content.trim().to_string()));
+                    }
+                    Err(e) => out.add(
+                        &join(at, &key),
+                        format!("cannot read secret file {}: {e}", resolved.display()),
+                    ),
+                }
+            }
+            for (k, v) in map.iter_mut() {
+                read_secret_files(v, &join(at, k), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                read_secret_files(item, &format!("{at}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The 1-based line on which the dotted `key` stands in the YAML `text`, or the line of its
+/// nearest ancestor that stands there.
+pub fn find_line(text: &str, key: &str) -> Option<usize> {
+    let wanted: Vec<&str> = key
+        .split('.')
+        .map(|part| part.split('[').next().unwrap_or(part))
+        .filter(|p| !p.is_empty())
+        .collect();
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    let mut best: Option<(usize, usize)> = None; // (matched depth, line)
+    for (number, line) in text.lines().enumerate() {
+        let content = line.trim_start();
+        if content.is_empty() || content.starts_with('#') {
+            continue;
+        }
+        let mut indent = line.len() - content.len();
+        let mut content = content;
+        while let Some(rest) = content.strip_prefix("- ") {
+            indent += 2;
+            content = rest.trim_start();
+        }
+        let Some(name) = key_of(content) else {
+            continue;
+        };
+        while stack.last().is_some_and(|(i, _)| *i >= indent) {
+            stack.pop();
+        }
+        stack.push((indent, name));
+        let depth = stack
+            .iter()
+            .zip(&wanted)
+            .take_while(|((_, have), want)| have == *want)
+            .count();
+        if depth == stack.len() && best.is_none_or(|(d, _)| depth > d) {
+            best = Some((depth, number + 1));
+        }
+    }
+    best.map(|(_, line)| line)
+}
+
+fn key_of(content: &str) -> Option<String> {
+    let colon = content.find(':')?;
+    let after = &content[colon + 1..];
+    if !(after.is_empty() || after.starts_with(' ') || after.starts_with('\t')) {
+        return None;
+    }
+    let key = content[..colon]
+        .trim()
+        .trim_matches(|c| c == '"' || c == '\'');
+    (!key.is_empty()).then(|| key.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn expansion_uses_values_defaults_and_names_missing_variables() {
+        let e = env(&[("A", "1"), ("EMPTY", "")]);
+        assert_eq!(expand("x${A}y", &e).unwrap(), "x1y");
+        assert_eq!(expand("${B:-two}", &e).unwrap(), "two");
+        assert_eq!(expand("${EMPTY:-d}", &e).unwrap(), "d");
+        assert_eq!(expand("$${A}", &e).unwrap(), "${A}");
+        let err = expand("${MISSING}", &e).unwrap_err();
+        assert!(err.contains("MISSING"), "{err}");
+        assert!(expand("${A", &e).is_err());
+    }
+
+    #[test]
+    fn lines_are_found_for_nested_keys() {
+        let text =
+            "server:\n  listen: x\ndestinations:\n  archive:\n    kind: webhook\n    urll: y\n";
+        assert_eq!(find_line(text, "destinations.archive.urll"), Some(6));
+        assert_eq!(find_line(text, "server.listen"), Some(2));
+        assert_eq!(find_line(text, "destinations.archive.url"), Some(4));
+        assert_eq!(find_line(text, "store.url"), None);
+    }
+
+    #[test]
+    fn env_overrides_set_nested_keys_case_insensitively() {
+        let mut tree = serde_json::json!({"destinations": {"HelpDesk": {"url": "a"}}});
+        apply_env_overrides(
+            &mut tree,
+            &env(&[
+                ("DESKBRIDGE_DESTINATIONS__HELPDESK__URL", "b"),
+                ("DESKBRIDGE_DELIVERY__WORKERS", "3"),
+                ("DESKBRIDGE_CONFIG", "ignored"),
+            ]),
+        );
+        assert_eq!(tree["destinations"]["HelpDesk"]["url"], "b");
+        assert_eq!(tree["delivery"]["workers"], 3);
+        assert!(tree.get("config").is_none());
+    }
+}

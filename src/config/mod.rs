@@ -1,0 +1,229 @@
+//! Typed settings: the YAML file, `DESKBRIDGE_SECTION__KEY` overrides, `${VAR}` expansion,
+//! `x_file` secrets, and validation with errors that name file, line and key.
+
+mod load;
+mod types;
+mod validate;
+
+pub use load::{load, ConfigError, Problems};
+pub use types::{HumanDuration, IpNet, Secret, SecretList};
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+/// The whole configuration of one deskbridge process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// HTTP server and hook authentication.
+    #[serde(default)]
+    pub server: ServerSettings,
+    /// Where conversations and deliveries are kept.
+    #[serde(default)]
+    pub store: StoreSettings,
+    /// How deliveries are attempted and retried.
+    #[serde(default)]
+    pub delivery: DeliverySettings,
+    /// Where templates are read from.
+    #[serde(default)]
+    pub templates: TemplateSettings,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogSettings,
+    /// Destinations by name, in file order.
+    #[serde(default)]
+    pub destinations: IndexMap<String, DestinationSettings>,
+}
+
+/// `server:` — the HTTP listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address and port to listen on.
+    pub listen: String,
+    /// Accepted `{token}` values of the hook URL, compared in constant time.
+    pub hook_tokens: SecretList,
+    /// Largest hook body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Peers whose `X-Forwarded-For` / `X-Real-IP` headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            hook_tokens: SecretList::default(),
+            max_body_bytes: 5 * 1024 * 1024,
+            trusted_proxies: vec![
+                IpNet::parse("127.0.0.1/32").expect("static network"),
+                IpNet::parse("::1/128").expect("static network"),
+            ],
+        }
+    }
+}
+
+/// `store:` — the database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// `sqlite://path/to/file.sqlite` (created on first run).
+    pub url: String,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/deskbridge.sqlite".into(),
+        }
+    }
+}
+
+/// `delivery:` — workers and retries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliverySettings {
+    /// Concurrent deliveries per destination.
+    pub workers: usize,
+    /// Time limit of one outbound request.
+    pub request_timeout: HumanDuration,
+    /// Waits between attempts; after the last one a delivery is dead.
+    pub retry_schedule: Vec<HumanDuration>,
+    /// How long a claimed delivery stays reserved; at least `request_timeout` plus a margin.
+    pub lease: Option<HumanDuration>,
+    /// On SIGTERM, how long in-flight deliveries may take before they are released.
+    pub shutdown_grace: HumanDuration,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        let schedule = ["10s", "1m", "5m", "30m", "2h", "6h", "12h", "24h"];
+        Self {
+            workers: 8,
+            request_timeout: HumanDuration::parse("30s").expect("static duration"),
+            retry_schedule: schedule
+                .iter()
+                .map(|s| HumanDuration::parse(s).expect("static duration"))
+                .collect(),
+            lease: None,
+            shutdown_grace: HumanDuration::parse("10s").expect("static duration"),
+        }
+    }
+}
+
+impl DeliverySettings {
+    /// The lease taken on claim: configured, or `request_timeout` plus 30 seconds.
+    pub fn lease(&self) -> std::time::Duration {
+        self.lease
+            .map(|l| l.0)
+            .unwrap_or(self.request_timeout.0 + std::time::Duration::from_secs(30))
+    }
+}
+
+/// `templates:` — the template folder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TemplateSettings {
+    /// Folder of `*.hbs` files; relative paths are relative to the working directory.
+    pub dir: String,
+}
+
+impl Default for TemplateSettings {
+    fn default() -> Self {
+        Self {
+            dir: "templates".into(),
+        }
+    }
+}
+
+/// `log:` — tracing output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `RUST_LOG`-style filter; `RUST_LOG` overrides it.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// One destination; `kind` selects the variant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum DestinationSettings {
+    /// POST the rendered body to any URL.
+    Webhook(WebhookSettings),
+    /// Write the rendered body to a folder, one file per delivery.
+    File(FileSettings),
+}
+
+impl DestinationSettings {
+    /// The `when` expression, if any.
+    pub fn when(&self) -> Option<&str> {
+        match self {
+            Self::Webhook(w) => w.when.as_deref(),
+            Self::File(f) => f.when.as_deref(),
+        }
+    }
+}
+
+/// `kind: webhook`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Handlebars expression; the destination gets a conversation when it renders `true`.
+    pub when: Option<String>,
+    /// Template path under `templates.dir`.
+    #[serde(default = "default_webhook_template")]
+    pub template: String,
+    /// Where to send the request.
+    pub url: String,
+    /// HTTP method.
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Extra request headers; values are treated as secrets in output.
+    #[serde(default)]
+    pub headers: IndexMap<String, Secret>,
+    /// Standard Webhooks secrets (`whsec_…`); several sign with each, for rotation.
+    #[serde(default)]
+    pub signing_secret: Option<SecretList>,
+}
+
+fn default_webhook_template() -> String {
+    "webhook/conversation.json.hbs".into()
+}
+
+fn default_method() -> String {
+    "POST".into()
+}
+
+/// `kind: file`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    /// Handlebars expression; the destination gets a conversation when it renders `true`.
+    pub when: Option<String>,
+    /// Template path under `templates.dir`.
+    #[serde(default = "default_webhook_template")]
+    pub template: String,
+    /// Folder the files are written to (created when missing).
+    pub dir: String,
+}

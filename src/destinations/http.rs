@@ -1,0 +1,160 @@
+//! Sending a rendered request and classifying the response (DESIGN.md, delivery semantics).
+
+use super::{Delivered, DeliveryError, Request};
+use std::time::{Duration, SystemTime};
+
+/// Longest response excerpt kept in the attempt log.
+pub const EXCERPT_CHARS: usize = 512;
+
+/// Sends `request` with `client` and classifies the outcome.
+pub async fn send(client: &reqwest::Client, request: &Request) -> Result<Delivered, DeliveryError> {
+    let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|_| {
+        DeliveryError::Permanent {
+            reason: format!("{:?} is not an HTTP method", request.method),
+            status: None,
+            excerpt: None,
+        }
+    })?;
+    let mut builder = client.request(method, &request.url);
+    for (name, value, _) in &request.headers {
+        builder = builder.header(name, value);
+    }
+    let response = builder
+        .body(request.body.clone())
+        .send()
+        .await
+        .map_err(network_error)?;
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    let body = response.text().await.unwrap_or_default();
+    classify(status, retry_after, excerpt(&body))
+}
+
+fn network_error(e: reqwest::Error) -> DeliveryError {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    DeliveryError::Retryable {
+        reason: format!("{what}: {}", error_chain(&e)),
+        status: None,
+        retry_after: None,
+        excerpt: None,
+    }
+}
+
+/// The error and its causes on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// The start of a response body, cut at a character boundary.
+pub fn excerpt(body: &str) -> Option<String> {
+    if body.is_empty() {
+        return None;
+    }
+    Some(crate::render::helpers::truncate(body, EXCERPT_CHARS, "…"))
+}
+
+/// 2xx done; 408, 425, 429 and 5xx except 501 retryable; anything else permanent.
+pub fn classify(
+    status: u16,
+    retry_after: Option<Duration>,
+    excerpt: Option<String>,
+) -> Result<Delivered, DeliveryError> {
+    match status {
+        200..=299 => Ok(Delivered {
+            status: Some(status),
+            excerpt,
+            result: None,
+        }),
+        408 | 425 | 429 | 500 | 502..=599 => Err(DeliveryError::Retryable {
+            reason: format!("HTTP {status}"),
+            status: Some(status),
+            retry_after,
+            excerpt,
+        }),
+        300..=399 => Err(DeliveryError::Permanent {
+            reason: format!("HTTP {status}: redirects are not followed; configure the final URL"),
+            status: Some(status),
+            excerpt,
+        }),
+        _ => Err(DeliveryError::Permanent {
+            reason: format!("HTTP {status}"),
+            status: Some(status),
+            excerpt,
+        }),
+    }
+}
+
+/// `Retry-After` as delay seconds or an HTTP date (relative to `now`).
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_classified_as_designed() {
+        let retry = |s| {
+            matches!(
+                classify(s, None, None),
+                Err(DeliveryError::Retryable { .. })
+            )
+        };
+        let dead = |s| {
+            matches!(
+                classify(s, None, None),
+                Err(DeliveryError::Permanent { .. })
+            )
+        };
+        for s in [200, 201, 204, 299] {
+            assert!(classify(s, None, None).is_ok(), "{s}");
+        }
+        for s in [408, 425, 429, 500, 502, 503, 504, 599] {
+            assert!(retry(s), "{s} should be retried");
+        }
+        for s in [301, 400, 401, 403, 404, 409, 422, 501] {
+            assert!(dead(s), "{s} should be dead");
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let now = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:29:00 GMT", now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+}

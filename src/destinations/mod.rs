@@ -1,0 +1,190 @@
+//! Destinations: the `Destination` seam, the rendered request, and the classification of
+//! outcomes into done, retryable and permanent failures.
+
+pub mod file;
+pub mod http;
+pub mod signing;
+pub mod webhook;
+
+use crate::config::{DestinationSettings, Settings};
+use crate::render::{RenderError, Renderer};
+use crate::smartsupp::Stored;
+use sha2::{Digest, Sha256};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A boxed future, so that destinations can live behind `dyn Destination`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a destination needs for one delivery attempt.
+pub struct Job<'a> {
+    /// The normalized template context (hook JSON plus `meta`).
+    pub context: &'a handlebars::Context,
+    /// Which conversation version this is.
+    pub conversation: &'a Stored,
+    /// Stable across retries, restarts and instances for this conversation version and
+    /// destination.
+    pub idempotency_key: &'a str,
+    /// What earlier attempts recorded, if anything.
+    pub result: Option<&'a str>,
+}
+
+/// One outgoing request, as rendered.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// HTTP method, or `WRITE` for the file destination.
+    pub method: String,
+    /// Target URL, or the file path.
+    pub url: String,
+    /// Headers; the flag marks secret values, masked in any output.
+    pub headers: Vec<(String, String, bool)>,
+    /// The body.
+    pub body: String,
+}
+
+impl Request {
+    /// The request as text with secret header values masked, for `render` and logs.
+    pub fn display_masked(&self) -> String {
+        let mut out = format!("{} {}\n", self.method, self.url);
+        for (name, value, secret) in &self.headers {
+            let shown = if *secret { "***" } else { value.as_str() };
+            out.push_str(&format!("{name}: {shown}\n"));
+        }
+        out.push('\n');
+        out.push_str(&self.body);
+        out.push('\n');
+        out
+    }
+}
+
+/// A delivery the destination accepted.
+#[derive(Debug, Clone, Default)]
+pub struct Delivered {
+    /// HTTP status, where there was one.
+    pub status: Option<u16>,
+    /// Start of the response body.
+    pub excerpt: Option<String>,
+    /// What to keep with the delivery (JSON), e.g. the id of a created ticket.
+    pub result: Option<String>,
+}
+
+/// Why a delivery attempt failed, classified by the destination.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DeliveryError {
+    /// Worth trying again later (network, timeout, 408, 425, 429, 5xx but 501).
+    #[error("{reason}")]
+    Retryable {
+        /// What happened, in words.
+        reason: String,
+        /// HTTP status, where there was one.
+        status: Option<u16>,
+        /// The destination's `Retry-After`, never to be undercut.
+        retry_after: Option<Duration>,
+        /// Start of the response body.
+        excerpt: Option<String>,
+    },
+    /// Trying again will not help until someone changes something.
+    #[error("{reason}")]
+    Permanent {
+        /// What happened, in words.
+        reason: String,
+        /// HTTP status, where there was one.
+        status: Option<u16>,
+        /// Start of the response body.
+        excerpt: Option<String>,
+    },
+}
+
+impl From<RenderError> for DeliveryError {
+    fn from(e: RenderError) -> Self {
+        Self::Permanent {
+            reason: e.to_string(),
+            status: None,
+            excerpt: None,
+        }
+    }
+}
+
+impl DeliveryError {
+    /// HTTP status of the failed attempt, if any.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Retryable { status, .. } | Self::Permanent { status, .. } => *status,
+        }
+    }
+    /// Response excerpt of the failed attempt, if any.
+    pub fn excerpt(&self) -> Option<&str> {
+        match self {
+            Self::Retryable { excerpt, .. } | Self::Permanent { excerpt, .. } => excerpt.as_deref(),
+        }
+    }
+}
+
+/// A place conversations are delivered to.
+pub trait Destination: Send + Sync {
+    /// The destination's name in the configuration.
+    fn name(&self) -> &str;
+    /// The request(s) an attempt would send, without sending anything.
+    fn requests(&self, job: &Job<'_>) -> Result<Vec<Request>, RenderError>;
+    /// Renders and sends; classifies the outcome.
+    fn deliver<'a>(&'a self, job: &'a Job<'a>) -> BoxFuture<'a, Result<Delivered, DeliveryError>>;
+}
+
+/// The stable idempotency key of one conversation version at one destination.
+pub fn idempotency_key(conversation: &Stored, destination: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(conversation.key.as_bytes());
+    h.update([0]);
+    h.update(conversation.version.to_string().as_bytes());
+    h.update([0]);
+    h.update(destination.as_bytes());
+    let digest = h.finalize();
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("msg_{hex}")
+}
+
+/// Everything destinations share: templates and the outbound HTTP client.
+#[derive(Clone)]
+pub struct Shared {
+    /// Compiled templates.
+    pub renderer: Arc<Renderer>,
+    /// Outbound client: no redirects, request timeout set.
+    pub client: reqwest::Client,
+}
+
+impl Shared {
+    /// Builds the outbound client for `settings`.
+    pub fn new(renderer: Arc<Renderer>, settings: &Settings) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(settings.delivery.request_timeout.0)
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("deskbridge/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self { renderer, client })
+    }
+}
+
+/// Builds every configured destination, checking that its templates exist.
+pub fn build_all(
+    settings: &Settings,
+    shared: &Shared,
+) -> Result<Vec<Arc<dyn Destination>>, RenderError> {
+    let mut out: Vec<Arc<dyn Destination>> = Vec::new();
+    for (name, d) in &settings.destinations {
+        let destination: Arc<dyn Destination> = match d {
+            DestinationSettings::Webhook(w) => {
+                shared.renderer.require(&w.template)?;
+                Arc::new(webhook::Webhook::new(name, w, shared.clone()))
+            }
+            DestinationSettings::File(f) => {
+                shared.renderer.require(&f.template)?;
+                Arc::new(file::FileDestination::new(name, f, shared.clone()))
+            }
+        };
+        out.push(destination);
+    }
+    Ok(out)
+}

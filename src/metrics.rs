@@ -1,0 +1,212 @@
+//! Prometheus metrics kept in atomics and written as text at `/metrics`.
+
+use crate::store::Stats;
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// How a hook request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookOutcome {
+    /// Stored, deliveries created.
+    Accepted,
+    /// Identical to a stored version.
+    Duplicate,
+    /// Bad token.
+    Unauthorized,
+    /// Not JSON or not an object.
+    BadRequest,
+    /// JSON object that is not a conversation.
+    Unprocessable,
+    /// Over `max_body_bytes`.
+    TooLarge,
+    /// The store could not commit.
+    Unavailable,
+}
+
+const HOOK_OUTCOMES: [(HookOutcome, &str); 7] = [
+    (HookOutcome::Accepted, "accepted"),
+    (HookOutcome::Duplicate, "duplicate"),
+    (HookOutcome::Unauthorized, "unauthorized"),
+    (HookOutcome::BadRequest, "bad_request"),
+    (HookOutcome::Unprocessable, "unprocessable"),
+    (HookOutcome::TooLarge, "too_large"),
+    (HookOutcome::Unavailable, "unavailable"),
+];
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Delivered.
+    Done,
+    /// Failed; will be retried.
+    Retry,
+    /// Failed for good.
+    Dead,
+}
+
+/// Upper bounds (seconds) of the attempt duration histogram.
+const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
+
+#[derive(Default)]
+struct DestinationMetrics {
+    done: AtomicU64,
+    retry: AtomicU64,
+    dead: AtomicU64,
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+/// All counters of one process.
+pub struct Metrics {
+    hooks: [AtomicU64; HOOK_OUTCOMES.len()],
+    destinations: HashMap<String, DestinationMetrics>,
+}
+
+impl Metrics {
+    /// Counters for the named destinations.
+    pub fn new<'a>(destinations: impl IntoIterator<Item = &'a String>) -> Self {
+        Self {
+            hooks: Default::default(),
+            destinations: destinations
+                .into_iter()
+                .map(|d| (d.clone(), DestinationMetrics::default()))
+                .collect(),
+        }
+    }
+
+    /// Counts one hook request.
+    pub fn hook(&self, outcome: HookOutcome) {
+        if let Some(i) = HOOK_OUTCOMES.iter().position(|(o, _)| *o == outcome) {
+            self.hooks[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts one attempt and its duration.
+    pub fn attempt(&self, destination: &str, outcome: AttemptOutcome, seconds: f64) {
+        let Some(m) = self.destinations.get(destination) else {
+            return;
+        };
+        match outcome {
+            AttemptOutcome::Done => &m.done,
+            AttemptOutcome::Retry => &m.retry,
+            AttemptOutcome::Dead => &m.dead,
+        }
+        .fetch_add(1, Relaxed);
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                m.buckets[i].fetch_add(1, Relaxed);
+            }
+        }
+        m.count.fetch_add(1, Relaxed);
+        m.sum_micros.fetch_add((seconds * 1e6) as u64, Relaxed);
+    }
+
+    /// The Prometheus text exposition, with store figures as of `now_ms`.
+    pub fn render(&self, stats: Option<Stats>, now_ms: i64) -> String {
+        let mut out = String::with_capacity(4096);
+        let _ = self.write(&mut out, stats, now_ms);
+        out
+    }
+
+    fn write(&self, out: &mut String, stats: Option<Stats>, now_ms: i64) -> std::fmt::Result {
+        writeln!(
+            out,
+            "# HELP deskbridge_hooks_received_total Hook requests by outcome."
+        )?;
+        writeln!(out, "# TYPE deskbridge_hooks_received_total counter")?;
+        for (i, (_, label)) in HOOK_OUTCOMES.iter().enumerate() {
+            let n = self.hooks[i].load(Relaxed);
+            writeln!(
+                out,
+                "deskbridge_hooks_received_total{{outcome=\"{label}\"}} {n}"
+            )?;
+        }
+        let mut names: Vec<&String> = self.destinations.keys().collect();
+        names.sort();
+        writeln!(out, "# HELP deskbridge_delivery_attempts_total Delivery attempts by destination and outcome.")?;
+        writeln!(out, "# TYPE deskbridge_delivery_attempts_total counter")?;
+        for name in &names {
+            let m = &self.destinations[*name];
+            for (label, n) in [("done", &m.done), ("retry", &m.retry), ("dead", &m.dead)] {
+                let n = n.load(Relaxed);
+                writeln!(out, "deskbridge_delivery_attempts_total{{destination=\"{name}\",outcome=\"{label}\"}} {n}")?;
+            }
+        }
+        writeln!(
+            out,
+            "# HELP deskbridge_delivery_attempt_duration_seconds Time per delivery attempt."
+        )?;
+        writeln!(
+            out,
+            "# TYPE deskbridge_delivery_attempt_duration_seconds histogram"
+        )?;
+        for name in &names {
+            let m = &self.destinations[*name];
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                let n = m.buckets[i].load(Relaxed);
+                writeln!(out, "deskbridge_delivery_attempt_duration_seconds_bucket{{destination=\"{name}\",le=\"{bound}\"}} {n}")?;
+            }
+            let count = m.count.load(Relaxed);
+            let sum = m.sum_micros.load(Relaxed) as f64 / 1e6;
+            writeln!(out, "deskbridge_delivery_attempt_duration_seconds_bucket{{destination=\"{name}\",le=\"+Inf\"}} {count}")?;
+            writeln!(
+                out,
+                "deskbridge_delivery_attempt_duration_seconds_sum{{destination=\"{name}\"}} {sum}"
+            )?;
+            writeln!(out, "deskbridge_delivery_attempt_duration_seconds_count{{destination=\"{name}\"}} {count}")?;
+        }
+        if let Some(stats) = stats {
+            let age = stats
+                .oldest_pending
+                .map(|t| (now_ms - t).max(0) as f64 / 1000.0)
+                .unwrap_or(0.0);
+            writeln!(
+                out,
+                "# HELP deskbridge_deliveries_pending Deliveries not yet done or dead."
+            )?;
+            writeln!(out, "# TYPE deskbridge_deliveries_pending gauge")?;
+            writeln!(out, "deskbridge_deliveries_pending {}", stats.pending)?;
+            writeln!(out, "# HELP deskbridge_oldest_pending_delivery_age_seconds Age of the oldest pending delivery.")?;
+            writeln!(
+                out,
+                "# TYPE deskbridge_oldest_pending_delivery_age_seconds gauge"
+            )?;
+            writeln!(out, "deskbridge_oldest_pending_delivery_age_seconds {age}")?;
+        }
+        writeln!(
+            out,
+            "# HELP deskbridge_store_up Whether the store answered this scrape."
+        )?;
+        writeln!(out, "# TYPE deskbridge_store_up gauge")?;
+        writeln!(out, "deskbridge_store_up {}", u8::from(stats.is_some()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_counters_histogram_and_gauges() {
+        let names = vec!["a".to_string()];
+        let m = Metrics::new(&names);
+        m.hook(HookOutcome::Accepted);
+        m.attempt("a", AttemptOutcome::Done, 0.02);
+        let text = m.render(
+            Some(Stats {
+                pending: 3,
+                oldest_pending: Some(1_000),
+            }),
+            4_000,
+        );
+        assert!(text.contains("deskbridge_hooks_received_total{outcome=\"accepted\"} 1"));
+        assert!(text
+            .contains("deskbridge_delivery_attempts_total{destination=\"a\",outcome=\"done\"} 1"));
+        assert!(text.contains("le=\"0.025\"} 1"));
+        assert!(text.contains("le=\"0.01\"} 0"));
+        assert!(text.contains("deskbridge_deliveries_pending 3"));
+        assert!(text.contains("deskbridge_oldest_pending_delivery_age_seconds 3"));
+    }
+}

@@ -1,0 +1,27 @@
+//! `/healthz` (process up), `/readyz` (store answers) and `/metrics` (Prometheus text).
+
+use super::ReceiverState;
+use crate::store::now_ms;
+use actix_web::{web, HttpResponse};
+
+/// The process is up.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// The store answers a query.
+pub async fn readyz(state: web::Data<ReceiverState>) -> HttpResponse {
+    match state.store.ping().await {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })),
+        Err(e) => HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({ "status": "unavailable", "error": e.to_string() })),
+    }
+}
+
+/// Counters, histograms and store gauges.
+pub async fn metrics(state: web::Data<ReceiverState>) -> HttpResponse {
+    let stats = state.store.stats().await.ok();
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render(stats, now_ms()))
+}

@@ -1,0 +1,117 @@
+//! `POST /hooks/smartsupp/{token}`: authenticate, limit, identify, route, commit, answer.
+
+use super::{client_ip::client_ip, ReceiveError, ReceiverState};
+use crate::metrics::HookOutcome;
+use crate::smartsupp::{self, Identity, Stored};
+use crate::store::{now_ms, Ingested, NewConversation};
+use actix_web::{web, HttpRequest, HttpResponse};
+use sha2::{Digest, Sha256};
+
+/// Handles one hook; the answer is 200 only after the conversation is committed.
+pub async fn receive(
+    req: HttpRequest,
+    token: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<ReceiverState>,
+) -> Result<HttpResponse, ReceiveError> {
+    let result = accept(&req, &token, payload, &state).await;
+    match &result {
+        Ok((_, outcome)) => state.metrics.hook(*outcome),
+        Err(e) => {
+            state.metrics.hook(e.outcome());
+            if let ReceiveError::Unavailable(cause) = e {
+                tracing::error!(error = %cause, "hook refused: store unavailable");
+            } else {
+                tracing::debug!(error = %e, "hook refused");
+            }
+        }
+    }
+    result.map(|(response, _)| response)
+}
+
+async fn accept(
+    req: &HttpRequest,
+    token: &str,
+    payload: web::Payload,
+    state: &ReceiverState,
+) -> Result<(HttpResponse, HookOutcome), ReceiveError> {
+    if !state.token_ok(token) {
+        return Err(ReceiveError::Unauthorized);
+    }
+    let limit = state.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ReceiveError::TooLarge(limit));
+    }
+    let body = payload
+        .to_bytes_limited(limit)
+        .await
+        .map_err(|_| ReceiveError::TooLarge(limit))?
+        .map_err(|e| ReceiveError::Read(e.to_string()))?;
+    let identity = Identity::read(&body)?;
+    let received_at = now_ms();
+    let destinations = if state.router.needs_context() {
+        let stored = Stored {
+            key: identity.key.clone(),
+            version: 0,
+            received_at,
+        };
+        let context = smartsupp::context(&body, &stored)?;
+        let context = handlebars::Context::from(context);
+        state.router.route(&state.renderer, Some(&context))
+    } else {
+        state.router.route(&state.renderer, None)
+    };
+    let conversation = NewConversation {
+        key: identity.key,
+        digest: Sha256::digest(&body).into(),
+        raw: body,
+        received_at,
+        client_ip: client_ip(req, &state.trusted_proxies).map(|ip| ip.to_string()),
+        destinations,
+    };
+    let key = conversation.key.clone();
+    let client = conversation.client_ip.clone().unwrap_or_default();
+    let wake: Vec<String> = conversation
+        .destinations
+        .iter()
+        .filter(|r| r.error.is_none())
+        .map(|r| r.destination.clone())
+        .collect();
+    let ingested = state
+        .store
+        .ingest(conversation)
+        .await
+        .map_err(ReceiveError::Unavailable)?;
+    match ingested {
+        Ingested::Accepted {
+            version,
+            deliveries,
+        } => {
+            for destination in &wake {
+                state.wakers.wake(destination);
+            }
+            tracing::debug!(conversation = %key, version, deliveries, client = %client, "hook accepted");
+            let body = serde_json::json!({
+                "status": "accepted",
+                "conversation": key,
+                "version": version,
+                "deliveries": deliveries,
+            });
+            Ok((HttpResponse::Ok().json(body), HookOutcome::Accepted))
+        }
+        Ingested::Duplicate => {
+            tracing::debug!(conversation = %key, client = %client, "duplicate hook");
+            let body = serde_json::json!({
+                "status": "duplicate",
+                "conversation": key,
+                "deliveries": 0,
+            });
+            Ok((HttpResponse::Ok().json(body), HookOutcome::Duplicate))
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! The HTTP side: the Smartsupp hook, health, readiness and metrics.
+
+mod client_ip;
+mod error;
+mod health;
+mod hook;
+
+pub use error::ReceiveError;
+
+use crate::config::{IpNet, Settings};
+use crate::metrics::Metrics;
+use crate::render::Renderer;
+use crate::routing::Router;
+use crate::store::Store;
+use crate::worker::Wakers;
+use actix_web::web;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// What the HTTP handlers share.
+pub struct ReceiverState {
+    /// SHA-256 of each accepted hook token, so comparisons take the same time for any input.
+    token_digests: Vec<[u8; 32]>,
+    max_body_bytes: usize,
+    trusted_proxies: Vec<IpNet>,
+    store: Store,
+    router: Router,
+    renderer: Arc<Renderer>,
+    metrics: Arc<Metrics>,
+    wakers: Wakers,
+}
+
+impl ReceiverState {
+    /// Builds the shared state from the settings and the running parts.
+    pub fn new(
+        settings: &Settings,
+        store: Store,
+        renderer: Arc<Renderer>,
+        metrics: Arc<Metrics>,
+        wakers: Wakers,
+    ) -> Self {
+        Self {
+            token_digests: settings
+                .server
+                .hook_tokens
+                .0
+                .iter()
+                .map(|t| Sha256::digest(t.expose().as_bytes()).into())
+                .collect(),
+            max_body_bytes: settings.server.max_body_bytes,
+            trusted_proxies: settings.server.trusted_proxies.clone(),
+            store,
+            router: Router::new(settings),
+            renderer,
+            metrics,
+            wakers,
+        }
+    }
+
+    /// Whether `token` is one of the accepted tokens, compared in constant time (every
+    /// configured token is compared, byte by byte, whatever matches).
+    fn token_ok(&self, token: &str) -> bool {
+        let given: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut any = 0u8;
+        for expected in &self.token_digests {
+            let diff = expected
+                .iter()
+                .zip(given.iter())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            any |= u8::from(diff == 0);
+        }
+        any == 1
+    }
+}
+
+/// Registers the routes on an actix app.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/hooks/smartsupp/{token}", web::post().to(hook::receive))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics));
+}

@@ -1,0 +1,274 @@
+//! Template helpers: `json`, `datetime`, `duration`, `transcript`, `default`, `truncate`.
+
+use super::transcript;
+use chrono::format::{Item, StrftimeItems};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use handlebars::{
+    Context, Handlebars, Helper, HelperDef, HelperResult, Output, RenderContext, RenderError,
+    RenderErrorReason, ScopedJson,
+};
+use serde_json::Value;
+
+/// Registers every deskbridge helper on `registry`.
+pub fn register(registry: &mut Handlebars<'static>) {
+    registry.register_helper("json", Box::new(json));
+    registry.register_helper("datetime", Box::new(DateTimeHelper));
+    registry.register_helper("duration", Box::new(DurationHelper));
+    registry.register_helper("transcript", Box::new(TranscriptHelper));
+    registry.register_helper("default", Box::new(DefaultHelper));
+    registry.register_helper("truncate", Box::new(TruncateHelper));
+}
+
+fn other(message: String) -> RenderError {
+    RenderErrorReason::Other(message).into()
+}
+
+/// The value of parameter `index`; a variable that does not exist is an error.
+fn param<'a>(h: &'a Helper, name: &'static str, index: usize) -> Result<&'a Value, RenderError> {
+    let p = h
+        .param(index)
+        .ok_or(RenderErrorReason::ParamNotFoundForIndex(name, index))?;
+    if p.is_value_missing() {
+        let path = p.relative_path().cloned().unwrap_or_default();
+        return Err(other(format!("{name}: variable {path:?} does not exist")));
+    }
+    Ok(p.value())
+}
+
+fn hash_str<'a>(h: &'a Helper, key: &str) -> Option<&'a str> {
+    h.hash_get(key).and_then(|v| v.value().as_str())
+}
+
+fn time_zone(h: &Helper, name: &str) -> Result<Tz, RenderError> {
+    match hash_str(h, "tz") {
+        None => Ok(Tz::UTC),
+        Some(zone) => zone
+            .parse()
+            .map_err(|_| other(format!("{name}: unknown time zone {zone:?}"))),
+    }
+}
+
+/// `{{json value}}`: the value as a JSON literal, never escaped.
+fn json(
+    h: &Helper,
+    _: &Handlebars,
+    _: &Context,
+    _: &mut RenderContext,
+    out: &mut dyn Output,
+) -> HelperResult {
+    let value = param(h, "json", 0)?;
+    let text = serde_json::to_string(value).map_err(|e| other(format!("json: {e}")))?;
+    out.write(&text)?;
+    Ok(())
+}
+
+/// Formats an epoch-milliseconds number or an RFC 3339 string in `tz` with strftime `format`.
+/// `None` for null or unreadable values.
+pub fn format_time(value: &Value, tz: Tz, format: &str) -> Option<String> {
+    let utc: DateTime<Utc> = match value {
+        Value::Number(n) => DateTime::from_timestamp_millis(n.as_i64()?)?,
+        Value::String(s) => DateTime::parse_from_rfc3339(s).ok()?.with_timezone(&Utc),
+        _ => return None,
+    };
+    let items: Vec<Item> = StrftimeItems::new(format).collect();
+    if items.iter().any(|i| matches!(i, Item::Error)) {
+        return None;
+    }
+    Some(
+        utc.with_timezone(&tz)
+            .format_with_items(items.into_iter())
+            .to_string(),
+    )
+}
+
+fn check_format(name: &str, format: &str) -> Result<(), RenderError> {
+    if StrftimeItems::new(format).any(|i| matches!(i, Item::Error)) {
+        return Err(other(format!("{name}: invalid time format {format:?}")));
+    }
+    Ok(())
+}
+
+/// `{{datetime value ["%Y-%m-%d %H:%M"] [tz="Europe/Prague"]}}`; RFC 3339 by default.
+struct DateTimeHelper;
+
+impl HelperDef for DateTimeHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let value = param(h, "datetime", 0)?;
+        let format = h
+            .param(1)
+            .and_then(|p| p.value().as_str())
+            .unwrap_or("%Y-%m-%dT%H:%M:%S%:z");
+        check_format("datetime", format)?;
+        let tz = time_zone(h, "datetime")?;
+        let text = format_time(value, tz, format).unwrap_or_default();
+        Ok(ScopedJson::Derived(Value::String(text)))
+    }
+}
+
+/// Compact human text for a number of seconds: `36s`, `2m 5s`, `1h 2m`.
+pub fn human_duration(seconds: i64) -> String {
+    let (h, m, s) = (seconds / 3600, (seconds % 3600) / 60, seconds % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) if s == 0 => format!("{m}m"),
+        (0, _) => format!("{m}m {s}s"),
+        _ if m == 0 => format!("{h}h"),
+        _ => format!("{h}h {m}m"),
+    }
+}
+
+/// `{{duration seconds}}`; empty for null.
+struct DurationHelper;
+
+impl HelperDef for DurationHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let value = param(h, "duration", 0)?;
+        let seconds = value
+            .as_i64()
+            .or_else(|| value.as_f64().map(|f| f.round() as i64))
+            .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()));
+        let text = seconds.map(human_duration).unwrap_or_default();
+        Ok(ScopedJson::Derived(Value::String(text)))
+    }
+}
+
+/// `{{transcript messages [format="html"] [tz="…"] [time="%H:%M"]}}`.
+struct TranscriptHelper;
+
+impl HelperDef for TranscriptHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let messages = param(h, "transcript", 0)?;
+        let format = match hash_str(h, "format").unwrap_or("text") {
+            "text" => transcript::Format::Text,
+            "html" => transcript::Format::Html,
+            f => {
+                return Err(other(format!(
+                    "transcript: format {f:?} is not text or html"
+                )))
+            }
+        };
+        let time = hash_str(h, "time").unwrap_or("%H:%M:%S");
+        check_format("transcript", time)?;
+        let tz = time_zone(h, "transcript")?;
+        let text = transcript::render(messages, format, tz, time);
+        Ok(ScopedJson::Derived(Value::String(text)))
+    }
+}
+
+fn is_blank(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::String(s) => s.trim().is_empty(),
+        _ => false,
+    }
+}
+
+/// `{{default value fallback}}`: `fallback` when `value` is null or an empty string.
+struct DefaultHelper;
+
+impl HelperDef for DefaultHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let value = param(h, "default", 0)?;
+        let chosen = if is_blank(value) {
+            param(h, "default", 1)?
+        } else {
+            value
+        };
+        Ok(ScopedJson::Derived(chosen.clone()))
+    }
+}
+
+/// `{{truncate text 100 ["…"]}}`: at most that many characters, the suffix included.
+struct TruncateHelper;
+
+impl HelperDef for TruncateHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let value = param(h, "truncate", 0)?;
+        let limit = param(h, "truncate", 1)?
+            .as_u64()
+            .ok_or_else(|| other("truncate: the length must be a whole number".into()))?
+            as usize;
+        let suffix = h.param(2).and_then(|p| p.value().as_str()).unwrap_or("…");
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        Ok(ScopedJson::Derived(Value::String(truncate(
+            &text, limit, suffix,
+        ))))
+    }
+}
+
+/// Cuts `text` to at most `limit` characters, ending with `suffix` when cut.
+pub fn truncate(text: &str, limit: usize, suffix: &str) -> String {
+    if text.chars().count() <= limit {
+        return text.to_string();
+    }
+    let keep = limit.saturating_sub(suffix.chars().count());
+    let mut out: String = text.chars().take(keep).collect();
+    out.push_str(suffix);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human_duration(36), "36s");
+        assert_eq!(human_duration(125), "2m 5s");
+        assert_eq!(human_duration(120), "2m");
+        assert_eq!(human_duration(3720), "1h 2m");
+    }
+
+    #[test]
+    fn truncation_counts_characters() {
+        assert_eq!(truncate("héllo world", 5, "…"), "héll…");
+        assert_eq!(truncate("short", 10, "…"), "short");
+    }
+
+    #[test]
+    fn times_format_in_zones_and_refuse_bad_formats() {
+        let t = Value::from(1427470439703_i64);
+        assert_eq!(format_time(&t, Tz::UTC, "%H:%M").unwrap(), "15:33");
+        assert_eq!(
+            format_time(&t, "Asia/Tokyo".parse().unwrap(), "%H:%M").unwrap(),
+            "00:33"
+        );
+        assert!(format_time(&t, Tz::UTC, "%Q").is_none());
+        assert!(format_time(&Value::Null, Tz::UTC, "%H").is_none());
+    }
+}

@@ -1,0 +1,316 @@
+//! Template rendering: one Handlebars registry per escape mode, strict mode, deskbridge's
+//! helpers, and JSON validation of `*.json.hbs` output.
+
+pub mod escape;
+pub mod helpers;
+pub mod transcript;
+
+use escape::EscapeMode;
+use handlebars::{Context, Handlebars};
+use std::path::{Path, PathBuf};
+
+/// Why a template could not be loaded or rendered. Every variant names the template.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum RenderError {
+    /// The template folder could not be read.
+    #[error("cannot read templates from {dir}: {message}")]
+    Io {
+        /// The folder.
+        dir: String,
+        /// The operating system's words.
+        message: String,
+    },
+    /// A template does not compile (the message gives line and column).
+    #[error("template {name} does not compile: {message}")]
+    Compile {
+        /// Template name (path under the template folder).
+        name: String,
+        /// Handlebars' message with the position.
+        message: String,
+    },
+    /// No template of that name is loaded.
+    #[error("template {name} does not exist under {dir}")]
+    Missing {
+        /// Template name.
+        name: String,
+        /// The template folder.
+        dir: String,
+    },
+    /// Rendering failed (a missing variable in strict mode, a helper error).
+    #[error("template {name} failed to render: {message}")]
+    Render {
+        /// Template name.
+        name: String,
+        /// Handlebars' message with the position.
+        message: String,
+    },
+    /// A `*.json.hbs` template produced text that is not JSON.
+    #[error("template {name} rendered invalid JSON: {message}")]
+    InvalidJson {
+        /// Template name.
+        name: String,
+        /// The parser's message with line and column of the rendered text.
+        message: String,
+    },
+}
+
+/// All templates of a template folder, compiled, plus `when` expressions.
+pub struct Renderer {
+    dir: PathBuf,
+    json: Handlebars<'static>,
+    html: Handlebars<'static>,
+    text: Handlebars<'static>,
+}
+
+fn registry(mode: EscapeMode) -> Handlebars<'static> {
+    let mut h = Handlebars::new();
+    h.set_strict_mode(true);
+    match mode {
+        EscapeMode::Json => h.register_escape_fn(escape::json_string_content),
+        EscapeMode::Html => h.register_escape_fn(handlebars::html_escape),
+        EscapeMode::Text => h.register_escape_fn(handlebars::no_escape),
+    }
+    helpers::register(&mut h);
+    h
+}
+
+impl Renderer {
+    /// An empty renderer for templates under `dir`.
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            json: registry(EscapeMode::Json),
+            html: registry(EscapeMode::Html),
+            text: registry(EscapeMode::Text),
+        }
+    }
+
+    /// Compiles every `*.hbs` file under `dir`; names are paths relative to `dir` with `/`.
+    pub fn load(dir: &Path) -> Result<Self, RenderError> {
+        let mut renderer = Self::new(dir);
+        let mut files = Vec::new();
+        collect(dir, &mut files).map_err(|e| RenderError::Io {
+            dir: dir.display().to_string(),
+            message: e.to_string(),
+        })?;
+        files.sort();
+        for file in files {
+            let name = file
+                .strip_prefix(dir)
+                .unwrap_or(&file)
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            let source = std::fs::read_to_string(&file).map_err(|e| RenderError::Io {
+                dir: dir.display().to_string(),
+                message: format!("{}: {e}", file.display()),
+            })?;
+            renderer.add(&name, &source)?;
+        }
+        Ok(renderer)
+    }
+
+    /// Compiles one template under `name`.
+    pub fn add(&mut self, name: &str, source: &str) -> Result<(), RenderError> {
+        self.registry_mut(EscapeMode::for_name(name))
+            .register_template_string(name, source)
+            .map_err(|e| RenderError::Compile {
+                name: name.to_string(),
+                message: e.to_string(),
+            })
+    }
+
+    fn registry_mut(&mut self, mode: EscapeMode) -> &mut Handlebars<'static> {
+        match mode {
+            EscapeMode::Json => &mut self.json,
+            EscapeMode::Html => &mut self.html,
+            EscapeMode::Text => &mut self.text,
+        }
+    }
+
+    fn registry(&self, mode: EscapeMode) -> &Handlebars<'static> {
+        match mode {
+            EscapeMode::Json => &self.json,
+            EscapeMode::Html => &self.html,
+            EscapeMode::Text => &self.text,
+        }
+    }
+
+    /// Whether a template of that name is loaded.
+    pub fn has(&self, name: &str) -> bool {
+        self.registry(EscapeMode::for_name(name)).has_template(name)
+    }
+
+    /// An error unless `name` is loaded.
+    pub fn require(&self, name: &str) -> Result<(), RenderError> {
+        if self.has(name) {
+            Ok(())
+        } else {
+            Err(RenderError::Missing {
+                name: name.to_string(),
+                dir: self.dir.display().to_string(),
+            })
+        }
+    }
+
+    /// Renders `name` against `ctx`; `*.json.hbs` output must parse as JSON.
+    pub fn render(&self, name: &str, ctx: &Context) -> Result<String, RenderError> {
+        self.require(name)?;
+        let mode = EscapeMode::for_name(name);
+        let text = self
+            .registry(mode)
+            .render_with_context(name, ctx)
+            .map_err(|e| RenderError::Render {
+                name: name.to_string(),
+                message: e.to_string(),
+            })?;
+        if mode == EscapeMode::Json {
+            if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&text) {
+                return Err(RenderError::InvalidJson {
+                    name: name.to_string(),
+                    message: e.to_string(),
+                });
+            }
+        }
+        Ok(text)
+    }
+
+    /// Compiles a `when` expression of destination `destination`.
+    pub fn add_expression(
+        &mut self,
+        destination: &str,
+        expression: &str,
+    ) -> Result<(), RenderError> {
+        self.text
+            .register_template_string(&expression_name(destination), expression)
+            .map_err(|e| RenderError::Compile {
+                name: format!("destinations.{destination}.when"),
+                message: e.to_string(),
+            })
+    }
+
+    /// Whether the `when` expression of `destination` renders `true` for `ctx`.
+    pub fn matches(&self, destination: &str, ctx: &Context) -> Result<bool, RenderError> {
+        let text = self
+            .text
+            .render_with_context(&expression_name(destination), ctx)
+            .map_err(|e| RenderError::Render {
+                name: format!("destinations.{destination}.when"),
+                message: e.to_string(),
+            })?;
+        Ok(text.trim() == "true")
+    }
+}
+
+fn expression_name(destination: &str) -> String {
+    format!("when:{destination}")
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "hbs") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn renderer(name: &str, source: &str) -> Renderer {
+        let mut r = Renderer::new(Path::new("templates"));
+        r.add(name, source).unwrap();
+        r
+    }
+
+    #[test]
+    fn json_templates_escape_strings_and_json_helper_writes_literals() {
+        let r = renderer(
+            "t.json.hbs",
+            r#"{"a": "{{x}}", "b": {{json x}}, "c": {{json o}}}"#,
+        );
+        let nasty = "q\"\\\n\u{7}</script>{{y}}😀";
+        let ctx = Context::from(json!({"x": nasty, "o": {"k": [1, null]}}));
+        let out: serde_json::Value =
+            serde_json::from_str(&r.render("t.json.hbs", &ctx).unwrap()).unwrap();
+        assert_eq!(out["a"], nasty);
+        assert_eq!(out["b"], nasty);
+        assert_eq!(out["c"], json!({"k": [1, null]}));
+    }
+
+    #[test]
+    fn strict_mode_rejects_misspelt_variables_but_not_nulls() {
+        let r = renderer("t.txt.hbs", "{{visitor.nmae}}");
+        let err = r
+            .render(
+                "t.txt.hbs",
+                &Context::from(json!({"visitor": {"name": "x"}})),
+            )
+            .unwrap_err();
+        assert!(matches!(err, RenderError::Render { .. }), "{err}");
+        let r = renderer("n.txt.hbs", "[{{visitor.name}}]");
+        let out = r
+            .render(
+                "n.txt.hbs",
+                &Context::from(json!({"visitor": {"name": null}})),
+            )
+            .unwrap();
+        assert_eq!(out, "[]");
+    }
+
+    #[test]
+    fn invalid_json_output_names_the_template() {
+        let r = renderer("bad.json.hbs", "{\"a\": {{x}} }");
+        let err = r
+            .render(
+                "bad.json.hbs",
+                &Context::from(json!({"x": "not a literal"})),
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("bad.json.hbs rendered invalid JSON"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn compile_errors_give_the_position() {
+        let mut r = Renderer::new(Path::new("templates"));
+        let err = r
+            .add("x.json.hbs", "{\n  \"a\": \"{{#if x}}\"\n}")
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("x.json.hbs"), "{text}");
+    }
+
+    #[test]
+    fn html_templates_escape_markup() {
+        let r = renderer("p.html.hbs", "<p>{{name}}</p>");
+        let out = r
+            .render(
+                "p.html.hbs",
+                &Context::from(json!({"name": "<script>x</script>"})),
+            )
+            .unwrap();
+        assert_eq!(out, "<p>&lt;script&gt;x&lt;/script&gt;</p>");
+    }
+
+    #[test]
+    fn when_expressions_match_on_true() {
+        let mut r = Renderer::new(Path::new("templates"));
+        r.add_expression("d", "{{or channel.isMissed channel.isOffline}}")
+            .unwrap();
+        let yes = Context::from(json!({"channel": {"isMissed": true, "isOffline": false}}));
+        let no = Context::from(json!({"channel": {"isMissed": false, "isOffline": false}}));
+        assert!(r.matches("d", &yes).unwrap());
+        assert!(!r.matches("d", &no).unwrap());
+    }
+}

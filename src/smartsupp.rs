@@ -1,0 +1,351 @@
+//! The Smartsupp POST hook: the cheap identity read on the hook path, and the normalized
+//! template context built later by the worker.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+/// What the receiver needs from a hook body: the conversation key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// `<accountId>-<channel.id>`; `0` stands for a missing account id.
+    pub key: String,
+}
+
+/// Why a body is not a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    /// The body does not parse as JSON.
+    #[error("body is not valid JSON: {0}")]
+    NotJson(String),
+    /// The body is JSON, but not an object.
+    #[error("body must be a JSON object, found {0}")]
+    NotObject(&'static str),
+    /// A JSON object without a usable `channel.id`.
+    #[error("{0}")]
+    NotConversation(String),
+}
+
+#[derive(Deserialize)]
+struct Probe<'a> {
+    #[serde(rename = "accountId", default, borrow)]
+    account_id: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    channel: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ChannelProbe<'a> {
+    #[serde(default, borrow)]
+    id: Option<&'a RawValue>,
+}
+
+impl Identity {
+    /// Reads the key from a hook body without building a JSON tree. The whole body is still
+    /// checked to be JSON.
+    pub fn read(body: &[u8]) -> Result<Self, IdentityError> {
+        let first = body.iter().find(|b| !b.is_ascii_whitespace());
+        if first != Some(&b'{') {
+            let value: Value =
+                serde_json::from_slice(body).map_err(|e| IdentityError::NotJson(e.to_string()))?;
+            return Err(IdentityError::NotObject(type_name(&value)));
+        }
+        let probe: Probe =
+            serde_json::from_slice(body).map_err(|e| IdentityError::NotJson(e.to_string()))?;
+        let missing = || {
+            IdentityError::NotConversation(
+                "not a Smartsupp conversation: channel.id is missing".into(),
+            )
+        };
+        let channel = probe.channel.ok_or_else(missing)?;
+        let channel: ChannelProbe = serde_json::from_str(channel.get()).map_err(|_| {
+            IdentityError::NotConversation(
+                "not a Smartsupp conversation: channel must be an object with an id".into(),
+            )
+        })?;
+        let channel_id = id_text(channel.id.ok_or_else(missing)?).ok_or_else(|| {
+            IdentityError::NotConversation(
+                "channel.id must be a number or a non-empty string".into(),
+            )
+        })?;
+        let account = match probe.account_id {
+            Some(raw) if raw.get() != "null" => id_text(raw).ok_or_else(|| {
+                IdentityError::NotConversation(
+                    "accountId must be a number or a non-empty string".into(),
+                )
+            })?,
+            _ => "0".to_string(),
+        };
+        Ok(Self {
+            key: format!("{account}-{channel_id}"),
+        })
+    }
+}
+
+/// The text of a numeric or string id; `None` for any other JSON.
+fn id_text(raw: &RawValue) -> Option<String> {
+    let text = raw.get();
+    match text.as_bytes().first()? {
+        b'"' => serde_json::from_str::<String>(text)
+            .ok()
+            .filter(|s| !s.trim().is_empty()),
+        b'-' | b'0'..=b'9' => Some(text.to_string()),
+        _ => None,
+    }
+}
+
+/// The name of a JSON value's type, for messages.
+pub fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// What the bridge knows about a stored conversation besides its body.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// Conversation key.
+    pub key: String,
+    /// Version of this key, from 1.
+    pub version: i64,
+    /// When deskbridge received this version (epoch ms).
+    pub received_at: i64,
+}
+
+/// Documented fields of `channel`.
+const CHANNEL_FIELDS: &[&str] = &[
+    "id",
+    "isChat",
+    "isMissed",
+    "isTriggered",
+    "isOffline",
+    "isCompleted",
+    "isDropped",
+    "duration",
+    "avgResponse",
+    "firstResponse",
+    "messagesCount",
+    "wordsCount",
+    "rating",
+    "ratingDesc",
+];
+/// Documented fields of `visitor`.
+const VISITOR_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "email",
+    "note",
+    "group",
+    "groupKey",
+    "ipAddress",
+    "city",
+    "countryCode",
+    "country",
+    "userAgent",
+    "platform",
+    "referer",
+];
+/// Documented fields of each message.
+const MESSAGE_FIELDS: &[&str] = &["type", "name", "from", "content", "sentAt", "triggeredBy"];
+
+/// Builds the template context: the hook's JSON with every documented field present and a
+/// computed `meta` object.
+pub fn context(raw: &[u8], stored: &Stored) -> Result<Value, IdentityError> {
+    let value: Value =
+        serde_json::from_slice(raw).map_err(|e| IdentityError::NotJson(e.to_string()))?;
+    let Value::Object(mut root) = value else {
+        return Err(IdentityError::NotObject(type_name(&value)));
+    };
+    for field in ["accountId", "beginAt", "endAt"] {
+        root.entry(field).or_insert(Value::Null);
+    }
+    let channel = object_at(&mut root, "channel");
+    fill(channel, CHANNEL_FIELDS);
+    let visitor = object_at(&mut root, "visitor");
+    fill(visitor, VISITOR_FIELDS);
+    if visitor["group"].is_null() {
+        visitor["group"] = visitor["groupKey"].clone();
+    }
+    if visitor["groupKey"].is_null() {
+        visitor["groupKey"] = visitor["group"].clone();
+    }
+    normalize_variables(visitor);
+    for list in ["paths", "messages"] {
+        if !root.get(list).is_some_and(Value::is_array) {
+            root.insert(list.into(), Value::Array(Vec::new()));
+        }
+    }
+    if let Some(Value::Array(messages)) = root.get_mut("messages") {
+        for message in messages.iter_mut() {
+            if !message.is_object() {
+                *message = Value::Object(Map::new());
+            }
+            if let Value::Object(m) = message {
+                fill(m, MESSAGE_FIELDS);
+            }
+        }
+    }
+    let meta = meta(&root, stored);
+    root.insert("meta".into(), meta);
+    Ok(Value::Object(root))
+}
+
+fn object_at<'a>(root: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
+    let slot = root.entry(key).or_insert(Value::Null);
+    if !slot.is_object() {
+        *slot = Value::Object(Map::new());
+    }
+    slot.as_object_mut().expect("made an object just above")
+}
+
+fn fill(map: &mut Map<String, Value>, fields: &[&str]) {
+    for field in fields {
+        map.entry(*field).or_insert(Value::Null);
+    }
+}
+
+/// `variables` entries become `{label, value}` whether sent that way or as bare values.
+fn normalize_variables(visitor: &mut Map<String, Value>) {
+    let slot = visitor.entry("variables").or_insert(Value::Null);
+    let Value::Object(vars) = slot else {
+        *slot = Value::Object(Map::new());
+        return;
+    };
+    for (name, entry) in vars.iter_mut() {
+        let is_pair = entry.as_object().is_some_and(|o| o.contains_key("value"));
+        if is_pair {
+            let label_missing = entry.get("label").is_none_or(Value::is_null);
+            if label_missing {
+                entry["label"] = Value::String(name.clone());
+            }
+        } else {
+            let value = entry.take();
+            *entry = serde_json::json!({ "label": name, "value": value });
+        }
+    }
+}
+
+/// The conversation kind: `offline` (a message left while offline), `missed`, or `chat`.
+pub fn kind(root: &Map<String, Value>) -> &'static str {
+    let flag = |name: &str| root["channel"][name].as_bool().unwrap_or(false);
+    if flag("isOffline") {
+        "offline"
+    } else if flag("isMissed") {
+        "missed"
+    } else {
+        "chat"
+    }
+}
+
+fn non_empty(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// RFC 3339 text of an epoch-milliseconds value.
+pub fn rfc3339(millis: &Value) -> Value {
+    millis
+        .as_i64()
+        .or_else(|| millis.as_f64().map(|f| f as i64))
+        .and_then(DateTime::<Utc>::from_timestamp_millis)
+        .map(|t| Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
+        .unwrap_or(Value::Null)
+}
+
+fn meta(root: &Map<String, Value>, stored: &Stored) -> Value {
+    let visitor = &root["visitor"];
+    let name = non_empty(&visitor["name"]);
+    let email = non_empty(&visitor["email"]);
+    let display = name
+        .clone()
+        .or_else(|| email.clone())
+        .or_else(|| non_empty(&visitor["id"]).map(|id| format!("Visitor #{id}")))
+        .unwrap_or_else(|| "Anonymous visitor".to_string());
+    serde_json::json!({
+        "key": stored.key,
+        "version": stored.version,
+        "kind": kind(root),
+        "visitorName": display,
+        "hasEmail": email.is_some(),
+        "beginAt": rfc3339(&root["beginAt"]),
+        "endAt": rfc3339(&root["endAt"]),
+        "receivedAt": rfc3339(&Value::from(stored.received_at)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_accepts_numbers_and_strings() {
+        let id = Identity::read(br#"{"accountId": 208, "channel": {"id": 55039}}"#).unwrap();
+        assert_eq!(id.key, "208-55039");
+        let id = Identity::read(br#" {"accountId": "a1", "channel": {"id": "c9"}}"#).unwrap();
+        assert_eq!(id.key, "a1-c9");
+        let id = Identity::read(br#"{"channel": {"id": 7}}"#).unwrap();
+        assert_eq!(id.key, "0-7");
+    }
+
+    #[test]
+    fn identity_errors_say_what_is_wrong() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"not json", "not valid JSON"),
+            (b"[1,2]", "an array"),
+            (b"\"text\"", "a string"),
+            (b"{\"a\":1", "not valid JSON"),
+            (b"{}", "channel.id is missing"),
+            (b"{\"channel\": 5}", "channel must be an object"),
+            (b"{\"channel\": {\"id\": null}}", "channel.id must be"),
+            (b"{\"channel\": {\"id\": \"\"}}", "channel.id must be"),
+            (
+                b"{\"accountId\": [], \"channel\": {\"id\": 1}}",
+                "accountId must be",
+            ),
+        ];
+        for (body, expected) in cases {
+            let err = Identity::read(body).unwrap_err().to_string();
+            assert!(
+                err.contains(expected),
+                "{:?}: {err}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    fn stored() -> Stored {
+        Stored {
+            key: "1-2".into(),
+            version: 1,
+            received_at: 0,
+        }
+    }
+
+    #[test]
+    fn context_fills_documented_fields_and_keeps_unknown_ones() {
+        let raw = br#"{"channel":{"id":2,"isMissed":true},"visitor":{"groupKey":"g","variables":{"a":5,"b":{"label":"B","value":"x"}}},"messages":[{"type":"visitor","content":"hi","extra":1}],"custom":true}"#;
+        let ctx = context(raw, &stored()).unwrap();
+        assert_eq!(ctx["visitor"]["group"], "g");
+        assert!(ctx["visitor"]["email"].is_null());
+        assert_eq!(
+            ctx["visitor"]["variables"]["a"],
+            serde_json::json!({"label":"a","value":5})
+        );
+        assert_eq!(ctx["visitor"]["variables"]["b"]["label"], "B");
+        assert!(ctx["messages"][0]["name"].is_null());
+        assert_eq!(ctx["messages"][0]["extra"], 1);
+        assert_eq!(ctx["custom"], true);
+        assert_eq!(ctx["paths"], serde_json::json!([]));
+        assert_eq!(ctx["meta"]["kind"], "missed");
+        assert_eq!(ctx["meta"]["visitorName"], "Anonymous visitor");
+    }
+}

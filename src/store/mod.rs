@@ -1,0 +1,206 @@
+//! The store: conversations, deliveries and the attempt log behind one backend-neutral façade.
+//!
+//! Every write is durable before its future resolves. Backends: SQLite (one writer thread with
+//! group commit). A claim reserves deliveries with a lease and returns at once; no transaction
+//! is ever open while a delivery is attempted.
+
+mod sqlite;
+
+use crate::smartsupp::Stored;
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// Why the store could not do what was asked.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be opened or cannot commit; nothing was written.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The store URL is not one deskbridge understands.
+    #[error("unsupported store url {0:?} (use sqlite://path/to/file.sqlite)")]
+    BadUrl(String),
+}
+
+/// A conversation to commit, with the destinations it was routed to.
+#[derive(Debug, Clone)]
+pub struct NewConversation {
+    /// Conversation key (`<accountId>-<channel.id>`).
+    pub key: String,
+    /// SHA-256 of the raw body: the same digest again is a duplicate.
+    pub digest: [u8; 32],
+    /// The body exactly as received.
+    pub raw: Bytes,
+    /// Epoch milliseconds.
+    pub received_at: i64,
+    /// Client address (after trusted-proxy handling).
+    pub client_ip: Option<String>,
+    /// Destinations that get a delivery.
+    pub destinations: Vec<Routed>,
+}
+
+/// A delivery to create: due at once, or dead from the start when routing failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routed {
+    /// Destination name.
+    pub destination: String,
+    /// Why routing failed (the `when` expression's error); the delivery is then dead and
+    /// can be replayed once the expression is fixed.
+    pub error: Option<String>,
+}
+
+/// What committing a conversation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingested {
+    /// A new conversation or a new version of one, with its deliveries.
+    Accepted {
+        /// Version of the key, from 1.
+        version: i64,
+        /// Deliveries created.
+        deliveries: usize,
+    },
+    /// The identical body was stored before; nothing was written.
+    Duplicate,
+}
+
+/// A delivery reserved for one attempt.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// Delivery id.
+    pub id: i64,
+    /// Destination name.
+    pub destination: String,
+    /// Attempts made before this one.
+    pub attempts: i64,
+    /// The conversation version it carries.
+    pub conversation: Stored,
+    /// The raw hook body.
+    pub raw: Bytes,
+    /// What earlier attempts recorded (JSON), e.g. ids of objects already created.
+    pub result: Option<String>,
+}
+
+/// Deliveries reserved by one claim, and when the next one of that destination is due.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimBatch {
+    /// The reserved deliveries.
+    pub deliveries: Vec<Claimed>,
+    /// Epoch ms of the earliest pending delivery left for that destination.
+    pub next_due: Option<i64>,
+}
+
+/// One attempt for the attempt log.
+#[derive(Debug, Clone, Default)]
+pub struct AttemptRecord {
+    /// Epoch ms when the attempt started.
+    pub started_at: i64,
+    /// How long it took.
+    pub duration_ms: i64,
+    /// HTTP status, when a response came.
+    pub status: Option<u16>,
+    /// Start of the response body.
+    pub excerpt: Option<String>,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
+}
+
+/// Where a delivery stands after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Delivered.
+    Done,
+    /// Try again at this epoch ms.
+    Retry(i64),
+    /// Given up; kept for replay.
+    Dead,
+}
+
+/// Counts for metrics and readiness.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stats {
+    /// Deliveries not yet done or dead.
+    pub pending: i64,
+    /// Epoch ms of the oldest pending delivery's creation.
+    pub oldest_pending: Option<i64>,
+}
+
+/// Current time in epoch milliseconds.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The store façade: cheap to clone, one backend behind it.
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<Backend>,
+}
+
+enum Backend {
+    Sqlite(sqlite::SqliteStore),
+}
+
+impl Store {
+    /// Opens (and creates, migrating if needed) the store at `url`.
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let backend = match url.strip_prefix("sqlite://") {
+            Some(path) => Backend::Sqlite(sqlite::SqliteStore::open(path)?),
+            None => return Err(StoreError::BadUrl(url.to_string())),
+        };
+        Ok(Self {
+            backend: Arc::new(backend),
+        })
+    }
+
+    /// Commits a conversation and its deliveries; resolves after the commit is on disk.
+    pub async fn ingest(&self, conversation: NewConversation) -> Result<Ingested, StoreError> {
+        match &*self.backend {
+            Backend::Sqlite(s) => s.ingest(conversation).await,
+        }
+    }
+
+    /// Reserves up to `limit` due deliveries of `destination` until `lease_until` (epoch ms).
+    pub async fn claim(
+        &self,
+        destination: &str,
+        limit: usize,
+        lease_until: i64,
+    ) -> Result<ClaimBatch, StoreError> {
+        match &*self.backend {
+            Backend::Sqlite(s) => s.claim(destination, limit, lease_until).await,
+        }
+    }
+
+    /// Logs an attempt and moves the delivery to `next`; `result` replaces the stored result.
+    pub async fn record(
+        &self,
+        delivery: i64,
+        attempt: AttemptRecord,
+        next: Next,
+        result: Option<String>,
+    ) -> Result<(), StoreError> {
+        match &*self.backend {
+            Backend::Sqlite(s) => s.record(delivery, attempt, next, result).await,
+        }
+    }
+
+    /// Makes leased deliveries due now (after a crash, or on shutdown for unfinished work).
+    /// With `ids` empty, releases every lease.
+    pub async fn release(&self, ids: Vec<i64>) -> Result<usize, StoreError> {
+        match &*self.backend {
+            Backend::Sqlite(s) => s.release(ids).await,
+        }
+    }
+
+    /// Pending count and oldest pending creation time.
+    pub async fn stats(&self) -> Result<Stats, StoreError> {
+        match &*self.backend {
+            Backend::Sqlite(s) => s.stats().await,
+        }
+    }
+
+    /// Succeeds when the store can answer a query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match &*self.backend {
+            Backend::Sqlite(s) => s.ping().await,
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! SQLite backend: one writer thread owns the connection and commits everything queued in one
+//! transaction (group commit), answering each request only after COMMIT; a second thread runs
+//! small passive WAL checkpoints so the writer never stalls on a large one.
+
+use super::{
+    now_ms, AttemptRecord, ClaimBatch, Claimed, Ingested, NewConversation, Next, Stats, StoreError,
+};
+use crate::smartsupp::Stored;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Migrations in order; `PRAGMA user_version` counts those applied.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/sqlite/0001_init.sql")];
+/// Most commands committed in one transaction.
+const MAX_BATCH: usize = 512;
+/// Commands waiting for the writer before senders wait too.
+const QUEUE: usize = 8192;
+/// How often the checkpointer copies the WAL back into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// Sends the command's result once its transaction has committed (or failed).
+type Reply = Box<dyn FnOnce(Option<StoreError>) + Send>;
+/// A command for the writer; given no connection when no transaction could be begun.
+type Job = Box<dyn FnOnce(Option<&Connection>) -> Reply + Send>;
+
+/// Handle to the writer thread.
+pub struct SqliteStore {
+    jobs: mpsc::Sender<Job>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn connect(path: &str) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(|e| unavailable(format!("{path}: {e}")))?;
+    // WAL lets the checkpointer and readers work beside the writer; synchronous=FULL fsyncs
+    // the WAL at every commit, so a 200 means the conversation survives a power cut.
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = 5000;
+         PRAGMA journal_size_limit = 67108864;",
+    )
+    .map_err(unavailable)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let applied: usize = conn
+        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+        .map_err(unavailable)? as usize;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let tx = conn.transaction().map_err(unavailable)?;
+        tx.execute_batch(sql)
+            .map_err(|e| unavailable(format!("migration {}: {e}", i + 1)))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(unavailable)?;
+        tx.commit().map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens or creates the database file (and its folder) and starts the writer.
+    pub fn open(path: &str) -> Result<Self, StoreError> {
+        if let Some(parent) = Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| unavailable(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        let mut conn = connect(path)?;
+        migrate(&mut conn)?;
+        // The checkpointer does this work off the writer's path.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(unavailable)?;
+        let checkpointer = connect(path)?;
+        let (tx, rx) = mpsc::channel::<Job>(QUEUE);
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || {
+                writer(conn, rx);
+                drop(stop_tx);
+            })
+            .map_err(unavailable)?;
+        std::thread::Builder::new()
+            .name("store-checkpoint".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stop_rx.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    if let Err(e) = checkpointer.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
+                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                    }
+                }
+            })
+            .map_err(unavailable)?;
+        Ok(Self { jobs: tx })
+    }
+
+    /// Runs `op` in the writer's next transaction and waits for the commit.
+    async fn run<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = match conn {
+                Some(conn) => op(conn),
+                None => Err(unavailable("the store cannot begin a transaction")),
+            };
+            Box::new(move |commit_error| {
+                let _ = tx.send(match commit_error {
+                    Some(e) => Err(e),
+                    None => result,
+                });
+            })
+        });
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| unavailable("the store writer has stopped"))?;
+        rx.await
+            .map_err(|_| unavailable("the store writer stopped before answering"))?
+    }
+
+    pub async fn ingest(&self, c: NewConversation) -> Result<Ingested, StoreError> {
+        self.run(move |conn| ingest(conn, &c)).await
+    }
+
+    pub async fn claim(
+        &self,
+        destination: &str,
+        limit: usize,
+        lease_until: i64,
+    ) -> Result<ClaimBatch, StoreError> {
+        let destination = destination.to_string();
+        self.run(move |conn| claim(conn, &destination, limit, lease_until).map_err(unavailable))
+            .await
+    }
+
+    pub async fn record(
+        &self,
+        delivery: i64,
+        attempt: AttemptRecord,
+        next: Next,
+        result: Option<String>,
+    ) -> Result<(), StoreError> {
+        self.run(move |conn| record(conn, delivery, &attempt, next, result).map_err(unavailable))
+            .await
+    }
+
+    pub async fn release(&self, ids: Vec<i64>) -> Result<usize, StoreError> {
+        self.run(move |conn| release(conn, &ids).map_err(unavailable))
+            .await
+    }
+
+    pub async fn stats(&self) -> Result<Stats, StoreError> {
+        self.run(|conn| {
+            conn.prepare_cached(
+                "SELECT COUNT(*), MIN(created_at) FROM deliveries WHERE state = 'pending'",
+            )
+            .and_then(|mut s| {
+                s.query_row([], |r| {
+                    Ok(Stats {
+                        pending: r.get(0)?,
+                        oldest_pending: r.get(1)?,
+                    })
+                })
+            })
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.run(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(unavailable)
+        })
+        .await
+    }
+}
+
+/// The writer loop: take everything queued, run it in one transaction, commit, answer.
+fn writer(conn: Connection, mut jobs: mpsc::Receiver<Job>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut replies: Vec<Reply> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = jobs.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let error = match conn.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => {
+                for job in batch.drain(..) {
+                    replies.push(job(Some(&conn)));
+                }
+                conn.execute_batch("COMMIT").err().map(|e| {
+                    tracing::error!(error = %e, "store commit failed");
+                    let _ = conn.execute_batch("ROLLBACK");
+                    unavailable(format!("commit failed: {e}"))
+                })
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "store cannot begin a transaction");
+                for job in batch.drain(..) {
+                    replies.push(job(None));
+                }
+                Some(unavailable(format!("cannot begin a transaction: {e}")))
+            }
+        };
+        for reply in replies.drain(..) {
+            reply(error.clone());
+        }
+    }
+}
+
+fn ingest(conn: &Connection, c: &NewConversation) -> Result<Ingested, StoreError> {
+    // A savepoint keeps one failing conversation from spoiling the others of the batch.
+    conn.execute_batch("SAVEPOINT ingest")
+        .map_err(unavailable)?;
+    let result = ingest_rows(conn, c);
+    let end = match result {
+        Ok(_) => "RELEASE ingest",
+        Err(_) => "ROLLBACK TO ingest; RELEASE ingest",
+    };
+    conn.execute_batch(end).map_err(unavailable)?;
+    result.map_err(unavailable)
+}
+
+fn ingest_rows(conn: &Connection, c: &NewConversation) -> rusqlite::Result<Ingested> {
+    let (latest, seen): (Option<i64>, Option<i64>) = conn
+        .prepare_cached("SELECT MAX(version), MAX(digest = ?2) FROM conversations WHERE key = ?1")?
+        .query_row(params![c.key, &c.digest[..]], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    if seen == Some(1) {
+        return Ok(Ingested::Duplicate);
+    }
+    let version = latest.unwrap_or(0) + 1;
+    conn.prepare_cached(
+        "INSERT INTO conversations (key, version, digest, raw, received_at, client_ip)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        c.key,
+        version,
+        &c.digest[..],
+        &c.raw[..],
+        c.received_at,
+        c.client_ip
+    ])?;
+    let conversation = conn.last_insert_rowid();
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO deliveries (conversation_id, destination, state, next_attempt_at, last_error, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?4, ?4)",
+    )?;
+    for routed in &c.destinations {
+        let state = if routed.error.is_some() {
+            "dead"
+        } else {
+            "pending"
+        };
+        insert.execute(params![
+            conversation,
+            routed.destination,
+            state,
+            c.received_at,
+            routed.error
+        ])?;
+    }
+    Ok(Ingested::Accepted {
+        version,
+        deliveries: c.destinations.len(),
+    })
+}
+
+fn claim(
+    conn: &Connection,
+    destination: &str,
+    limit: usize,
+    lease_until: i64,
+) -> rusqlite::Result<ClaimBatch> {
+    let now = now_ms();
+    let mut select = conn.prepare_cached(
+        "SELECT d.id, d.attempts, d.result, c.key, c.version, c.received_at, c.raw
+         FROM deliveries d JOIN conversations c ON c.id = d.conversation_id
+         WHERE d.destination = ?1 AND d.state = 'pending' AND d.next_attempt_at <= ?2
+         ORDER BY d.next_attempt_at LIMIT ?3",
+    )?;
+    let deliveries = select
+        .query_map(params![destination, now, limit as i64], |r| {
+            Ok(Claimed {
+                id: r.get(0)?,
+                attempts: r.get(1)?,
+                result: r.get(2)?,
+                destination: destination.to_string(),
+                conversation: Stored {
+                    key: r.get(3)?,
+                    version: r.get(4)?,
+                    received_at: r.get(5)?,
+                },
+                raw: bytes::Bytes::from(r.get::<_, Vec<u8>>(6)?),
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut lease = conn.prepare_cached(
+        "UPDATE deliveries SET next_attempt_at = ?2, lease_until = ?2 WHERE id = ?1",
+    )?;
+    for d in &deliveries {
+        lease.execute(params![d.id, lease_until])?;
+    }
+    let next_due = conn
+        .prepare_cached(
+            "SELECT MIN(next_attempt_at) FROM deliveries WHERE destination = ?1 AND state = 'pending'",
+        )?
+        .query_row(params![destination], |r| r.get(0))
+        .optional()?
+        .flatten();
+    Ok(ClaimBatch {
+        deliveries,
+        next_due,
+    })
+}
+
+fn record(
+    conn: &Connection,
+    delivery: i64,
+    a: &AttemptRecord,
+    next: Next,
+    result: Option<String>,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, status, excerpt, error)
+         SELECT id, attempts + 1, ?2, ?3, ?4, ?5, ?6 FROM deliveries WHERE id = ?1",
+    )?
+    .execute(params![
+        delivery,
+        a.started_at,
+        a.duration_ms,
+        a.status,
+        a.excerpt,
+        a.error
+    ])?;
+    let (state, due) = match next {
+        Next::Done => ("done", None),
+        Next::Dead => ("dead", None),
+        Next::Retry(at) => ("pending", Some(at)),
+    };
+    conn.prepare_cached(
+        "UPDATE deliveries SET attempts = attempts + 1, state = ?2,
+             next_attempt_at = COALESCE(?3, next_attempt_at), lease_until = NULL,
+             last_error = ?4, result = COALESCE(?5, result), updated_at = ?6
+         WHERE id = ?1",
+    )?
+    .execute(params![delivery, state, due, a.error, result, now_ms()])?;
+    Ok(())
+}
+
+fn release(conn: &Connection, ids: &[i64]) -> rusqlite::Result<usize> {
+    let now = now_ms();
+    if ids.is_empty() {
+        return conn
+            .prepare_cached(
+                "UPDATE deliveries SET next_attempt_at = ?1, lease_until = NULL
+                 WHERE state = 'pending' AND lease_until IS NOT NULL",
+            )?
+            .execute(params![now]);
+    }
+    let mut stmt = conn.prepare_cached(
+        "UPDATE deliveries SET next_attempt_at = ?2, lease_until = NULL
+         WHERE id = ?1 AND state = 'pending' AND lease_until IS NOT NULL",
+    )?;
+    let mut n = 0;
+    for id in ids {
+        n += stmt.execute(params![id, now])?;
+    }
+    Ok(n)
+}

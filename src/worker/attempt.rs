@@ -1,0 +1,96 @@
+//! One attempt: build the context, let the destination deliver, decide what comes next, and
+//! record it.
+
+use super::backoff;
+use crate::destinations::{idempotency_key, Delivered, DeliveryError, Destination, Job};
+use crate::metrics::{AttemptOutcome, Metrics};
+use crate::smartsupp;
+use crate::store::{now_ms, AttemptRecord, Claimed, Next, Store};
+use std::time::{Duration, Instant};
+
+/// Attempts `claimed` once at `destination` and records the outcome.
+#[tracing::instrument(skip_all, fields(
+    conversation = %claimed.conversation.key,
+    version = claimed.conversation.version,
+    destination = destination.name(),
+    attempt = claimed.attempts + 1,
+))]
+pub async fn attempt(
+    store: &Store,
+    destination: &dyn Destination,
+    claimed: Claimed,
+    schedule: &[Duration],
+    metrics: &Metrics,
+) {
+    let started_at = now_ms();
+    let clock = Instant::now();
+    let outcome = deliver(destination, &claimed).await;
+    let elapsed = clock.elapsed();
+    let attempts = claimed.attempts + 1;
+    let mut record = AttemptRecord {
+        started_at,
+        duration_ms: elapsed.as_millis() as i64,
+        ..AttemptRecord::default()
+    };
+    let (next, result, metric) = match outcome {
+        Ok(Delivered {
+            status,
+            excerpt,
+            result,
+        }) => {
+            record.status = status;
+            record.excerpt = excerpt;
+            tracing::info!(status, "delivered");
+            (Next::Done, result, AttemptOutcome::Done)
+        }
+        Err(error) => {
+            record.status = error.status();
+            record.excerpt = error.excerpt().map(str::to_string);
+            record.error = Some(error.to_string());
+            let retry_after = match &error {
+                DeliveryError::Retryable { retry_after, .. } => Some(*retry_after),
+                DeliveryError::Permanent { .. } => None,
+            };
+            let delay = retry_after
+                .and_then(|ra| backoff::next_delay(attempts, schedule, ra, fastrand::f64()));
+            match delay {
+                Some(wait) => {
+                    tracing::warn!(error = %error, retry_in_ms = wait.as_millis() as u64, "attempt failed; will retry");
+                    let at = now_ms() + wait.as_millis() as i64;
+                    (Next::Retry(at), None, AttemptOutcome::Retry)
+                }
+                None => {
+                    tracing::error!(error = %error, "delivery is dead; fix the cause and replay it");
+                    (Next::Dead, None, AttemptOutcome::Dead)
+                }
+            }
+        }
+    };
+    metrics.attempt(destination.name(), metric, elapsed.as_secs_f64());
+    if let Err(e) = store.record(claimed.id, record, next, result).await {
+        // The lease runs out and the delivery is attempted again: at least once, never lost.
+        tracing::error!(error = %e, "cannot record the attempt; the delivery will be retried when its lease ends");
+    }
+}
+
+async fn deliver(
+    destination: &dyn Destination,
+    claimed: &Claimed,
+) -> Result<Delivered, DeliveryError> {
+    let context = smartsupp::context(&claimed.raw, &claimed.conversation).map_err(|e| {
+        DeliveryError::Permanent {
+            reason: format!("the stored body is not a conversation: {e}"),
+            status: None,
+            excerpt: None,
+        }
+    })?;
+    let context = handlebars::Context::from(context);
+    let key = idempotency_key(&claimed.conversation, destination.name());
+    let job = Job {
+        context: &context,
+        conversation: &claimed.conversation,
+        idempotency_key: &key,
+        result: claimed.result.as_deref(),
+    };
+    destination.deliver(&job).await
+}

@@ -1,0 +1,122 @@
+//! A destination's lane: claim what is due, run attempts within the concurrency limit, sleep
+//! until the next due time or a wake-up, and drain on shutdown.
+
+use super::{attempt::attempt, LaneSettings};
+use crate::destinations::Destination;
+use crate::metrics::Metrics;
+use crate::store::{now_ms, Store};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{watch, Notify, Semaphore};
+
+/// Longest sleep without a look at the store (another process may have added work).
+const IDLE_POLL: Duration = Duration::from_secs(5);
+/// Shortest sleep, so a store that keeps answering "due now, nothing claimable" cannot spin.
+const MIN_SLEEP: Duration = Duration::from_millis(5);
+/// Wait after the store failed to answer a claim.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+
+pub struct Lane {
+    pub destination: Arc<dyn Destination>,
+    pub store: Store,
+    pub settings: LaneSettings,
+    pub metrics: Arc<Metrics>,
+    pub wake: Arc<Notify>,
+}
+
+impl Lane {
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let lane = Arc::new(self);
+        let slots = Arc::new(Semaphore::new(lane.settings.workers));
+        let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
+        let name = lane.destination.name().to_string();
+        while !*stop.borrow() {
+            let free = slots.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    permit = slots.acquire() => drop(permit),
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            let lease_until = now_ms() + lane.settings.lease.as_millis() as i64;
+            let batch = match lane.store.claim(&name, free, lease_until).await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::warn!(destination = %name, error = %e, "cannot claim deliveries");
+                    sleep_or_stop(STORE_RETRY, &lane.wake, &mut stop).await;
+                    continue;
+                }
+            };
+            if batch.deliveries.is_empty() {
+                let wait = batch
+                    .next_due
+                    .map(|due| Duration::from_millis((due - now_ms()).max(0) as u64))
+                    .unwrap_or(IDLE_POLL)
+                    .clamp(MIN_SLEEP, IDLE_POLL);
+                sleep_or_stop(wait, &lane.wake, &mut stop).await;
+                continue;
+            }
+            for claimed in batch.deliveries {
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    break;
+                };
+                lock(&in_flight).insert(claimed.id);
+                let lane = lane.clone();
+                let in_flight = in_flight.clone();
+                tokio::spawn(async move {
+                    let id = claimed.id;
+                    attempt(
+                        &lane.store,
+                        lane.destination.as_ref(),
+                        claimed,
+                        &lane.settings.schedule,
+                        &lane.metrics,
+                    )
+                    .await;
+                    lock(&in_flight).remove(&id);
+                    drop(permit);
+                    lane.wake.notify_one();
+                });
+            }
+        }
+        lane.drain(&slots, &in_flight).await;
+    }
+
+    /// Waits for in-flight attempts; releases the leases of those that outlive the grace.
+    async fn drain(&self, slots: &Semaphore, in_flight: &Mutex<HashSet<i64>>) {
+        let all = self.settings.workers as u32;
+        let finished =
+            tokio::time::timeout(self.settings.shutdown_grace, slots.acquire_many(all)).await;
+        if finished.is_ok() {
+            return;
+        }
+        let unfinished: Vec<i64> = lock(in_flight).iter().copied().collect();
+        if unfinished.is_empty() {
+            return;
+        }
+        match self.store.release(unfinished.clone()).await {
+            Ok(n) => tracing::warn!(
+                destination = self.destination.name(),
+                released = n,
+                "released unfinished deliveries at shutdown"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot release unfinished deliveries; their leases will expire")
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+async fn sleep_or_stop(wait: Duration, wake: &Notify, stop: &mut watch::Receiver<bool>) {
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => {}
+        _ = wake.notified() => {}
+        _ = stop.changed() => {}
+    }
+}

@@ -1,0 +1,112 @@
+//! Background delivery: one lane per destination claims due deliveries with a lease and runs
+//! up to `delivery.workers` attempts at once, so a slow or failing destination never holds up
+//! another.
+
+mod attempt;
+pub mod backoff;
+mod lane;
+
+use crate::config::DeliverySettings;
+use crate::destinations::Destination;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+/// Wakes a destination's lane when new deliveries are committed for it.
+#[derive(Clone, Default)]
+pub struct Wakers(Arc<HashMap<String, Arc<Notify>>>);
+
+impl Wakers {
+    /// One waker per destination name.
+    pub fn new<'a>(names: impl IntoIterator<Item = &'a String>) -> Self {
+        Self(Arc::new(
+            names
+                .into_iter()
+                .map(|n| (n.clone(), Arc::new(Notify::new())))
+                .collect(),
+        ))
+    }
+
+    /// Wakes the lane of `destination`, if it has one.
+    pub fn wake(&self, destination: &str) {
+        if let Some(n) = self.0.get(destination) {
+            n.notify_one();
+        }
+    }
+
+    fn get(&self, destination: &str) -> Arc<Notify> {
+        self.0.get(destination).cloned().unwrap_or_default()
+    }
+}
+
+/// What every lane needs to know.
+#[derive(Clone)]
+pub struct LaneSettings {
+    /// Concurrent attempts per destination.
+    pub workers: usize,
+    /// How long a claim reserves a delivery.
+    pub lease: Duration,
+    /// Waits between attempts.
+    pub schedule: Vec<Duration>,
+    /// How long in-flight attempts may run on after shutdown starts.
+    pub shutdown_grace: Duration,
+}
+
+impl From<&DeliverySettings> for LaneSettings {
+    fn from(s: &DeliverySettings) -> Self {
+        Self {
+            workers: s.workers.max(1),
+            lease: s.lease(),
+            schedule: s.retry_schedule.iter().map(|d| d.0).collect(),
+            shutdown_grace: s.shutdown_grace.0,
+        }
+    }
+}
+
+/// The running lanes.
+pub struct Worker {
+    stop: watch::Sender<bool>,
+    lanes: Vec<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Starts one lane per destination.
+    pub fn start(
+        store: Store,
+        destinations: Vec<Arc<dyn Destination>>,
+        settings: LaneSettings,
+        metrics: Arc<Metrics>,
+        wakers: &Wakers,
+    ) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let lanes = destinations
+            .into_iter()
+            .map(|destination| {
+                let lane = lane::Lane {
+                    wake: wakers.get(destination.name()),
+                    destination,
+                    store: store.clone(),
+                    settings: settings.clone(),
+                    metrics: metrics.clone(),
+                };
+                tokio::spawn(lane.run(stopped.clone()))
+            })
+            .collect();
+        Self { stop, lanes }
+    }
+
+    /// Stops claiming, lets in-flight attempts finish within the grace period, releases the
+    /// rest, and returns when every lane has ended.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for lane in self.lanes {
+            if let Err(e) = lane.await {
+                tracing::error!(error = %e, "a delivery lane ended abnormally");
+            }
+        }
+    }
+}
