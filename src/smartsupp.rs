@@ -305,7 +305,7 @@ mod tests {
             (b"{\"a\":1", "not valid JSON"),
             (b"{}", "channel.id is missing"),
             (b"{\"channel\": 5}", "channel must be an object"),
-            (b"{\"channel\": {\"id\": null}}", "channel.id must be"),
+            (b"{\"channel\": {\"id\": null}}", "channel.id is missing"),
             (b"{\"channel\": {\"id\": \"\"}}", "channel.id must be"),
             (
                 b"{\"accountId\": [], \"channel\": {\"id\": 1}}",

@@ -143,11 +143,11 @@ mod tests {
 
     fn doc_messages() -> Value {
         serde_json::json!([
-            {"type":"visitor","name":null,"content":"Hello","sentAt":1427470439703,"triggeredBy":null},
-            {"type":"system","name":"John Doe","content":"agent.join","sentAt":1427470446219,"triggeredBy":null},
-            {"type":"agent","name":"","content":"This is triggered message","sentAt":1427470449706,"triggeredBy":"Test Trigger"},
-            {"type":"visitor","name":"<b>Eve</b>","content":"a<b\nc","sentAt":1427470473124},
-            {"type":"system","name":"Dusan Kmet","content":"close.visitorClose","sentAt":1427470476687}
+            {"type":"visitor","name":null,"content":"Hello","sentAt":1427470439703_i64,"triggeredBy":null},
+            {"type":"system","name":"John Doe","content":"agent.join","sentAt":1427470446219_i64,"triggeredBy":null},
+            {"type":"agent","name":"","content":"This is triggered message","sentAt":1427470449706_i64,"triggeredBy":"Test Trigger"},
+            {"type":"visitor","name":"<b>Eve</b>","content":"a<b\nc","sentAt":1427470473124_i64},
+            {"type":"system","name":"Dusan Kmet","content":"close.visitorClose","sentAt":1427470476687_i64}
         ])
     }
 
