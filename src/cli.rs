@@ -100,12 +100,17 @@ fn check(config: &Path) -> ExitCode {
     };
     let mut failed = false;
     for destination in &prepared.destinations {
+        let mut reported: Vec<String> = Vec::new();
         for (sample, json) in crate::samples::SAMPLES {
             if let Err(e) = requests_for(destination.as_ref(), json.as_bytes()) {
-                eprintln!(
-                    "destinations.{}: sample {sample}: {e:#}",
-                    destination.name()
-                );
+                let message = format!("{e:#}");
+                if !reported.contains(&message) {
+                    eprintln!(
+                        "destinations.{}: sample {sample}: {message}",
+                        destination.name()
+                    );
+                    reported.push(message);
+                }
                 failed = true;
             }
         }

@@ -133,9 +133,21 @@ pub fn settings_from_tree(
     read_secret_files(&mut tree, "", &mut problems);
     problems.finish(path)?;
     serde_path_to_error::deserialize(tree).map_err(|e| {
-        let key = e.path().to_string();
+        let message = e.inner().to_string();
+        let mut key = e.path().to_string();
+        // serde places an unknown field at its parent: name the field itself.
+        if let Some(field) = message
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            if key == "." {
+                key = field.to_string();
+            } else if key.rsplit('.').next() != Some(field) {
+                key = format!("{key}.{field}");
+            }
+        }
         let mut problems = Problems::new(text);
-        problems.add(&key, e.inner().to_string());
+        problems.add(&key, message);
         problems.finish(path).expect_err("one problem was added")
     })
 }

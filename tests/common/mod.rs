@@ -27,6 +27,7 @@ pub struct TestConfig {
     pub destinations: String,
     pub delivery: String,
     pub server_extra: String,
+    pub log: String,
     pub templates: Vec<(String, String)>,
 }
 
@@ -36,6 +37,7 @@ impl Default for TestConfig {
             destinations: String::new(),
             delivery: "  workers: 4\n  request_timeout: \"2s\"\n  retry_schedule: [\"100ms\", \"100ms\", \"100ms\"]\n".into(),
             server_extra: String::new(),
+            log: "  level: \"warn\"\n".into(),
             templates: Vec::new(),
         }
     }
@@ -74,12 +76,13 @@ impl TestConfig {
              store:\n  url: \"sqlite://{}\"\n\
              delivery:\n{}\
              templates:\n  dir: \"{}\"\n\
-             log:\n  level: \"warn\"\n\
+             log:\n{}\
              destinations:\n{}",
             self.server_extra,
             dir.join("db.sqlite").display(),
             self.delivery,
             templates.display(),
+            self.log,
             self.destinations
         );
         let path = dir.join("deskbridge.yaml");

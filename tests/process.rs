@@ -1,0 +1,325 @@
+//! deskbridge as a process: crash recovery after SIGKILL, draining on SIGTERM, and the
+//! `check` and `render` commands.
+
+mod common;
+
+use common::{conversation, deliveries, eventually, TestConfig, TOKEN};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const BIN: &str = env!("CARGO_BIN_EXE_deskbridge");
+
+/// A running `deskbridge serve`.
+struct Process {
+    child: Child,
+    port: u16,
+}
+
+impl Process {
+    fn start(config: &Path) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(config)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("deskbridge starts");
+        let port = Arc::new(Mutex::new(None));
+        let stderr = child.stderr.take().unwrap();
+        let found = port.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if let Some(p) = event["fields"]["port"].as_u64() {
+                        *found.lock().unwrap() = Some(p as u16);
+                    }
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(p) = *port.lock().unwrap() {
+                return Self { child, port: p };
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "deskbridge did not report its port"
+            );
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "deskbridge exited at start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    async fn post(&self, body: String) -> u16 {
+        reqwest::Client::new()
+            .post(format!(
+                "http://127.0.0.1:{}/hooks/smartsupp/{TOKEN}",
+                self.port
+            ))
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn config_for(mock: &MockServer) -> TestConfig {
+    let mut config = TestConfig::with_destinations(&format!(
+        "  target:\n    kind: webhook\n    url: \"{}/hook\"\n",
+        mock.uri()
+    ))
+    .delivery("  workers: 4\n  request_timeout: \"10s\"\n  retry_schedule: [\"100ms\"]\n  shutdown_grace: \"8s\"\n");
+    config.log = "  level: \"info\"\n  format: \"json\"\n".into();
+    config
+}
+
+async fn slow_mock(delay: Duration) -> MockServer {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(delay))
+        .mount(&mock)
+        .await;
+    mock
+}
+
+#[tokio::test]
+async fn deliveries_pending_at_a_crash_are_delivered_after_restart() {
+    let mock = slow_mock(Duration::from_secs(30)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = config_for(&mock).write(dir.path());
+    let first = Process::start(&path);
+    for i in 0..20 {
+        assert_eq!(first.post(conversation(100 + i).to_string()).await, 200);
+    }
+    eventually(
+        "four deliveries in flight",
+        Duration::from_secs(10),
+        || async { mock.received_requests().await.unwrap_or_default().len() >= 4 },
+    )
+    .await;
+    drop(first); // SIGKILL
+    let in_flight = mock.received_requests().await.unwrap_or_default();
+    mock.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&mock)
+        .await;
+
+    let _second = Process::start(&path);
+    let db = dir.path().join("db.sqlite");
+    eventually(
+        "all 20 deliveries done after restart",
+        Duration::from_secs(20),
+        || async {
+            let rows = deliveries(&db);
+            rows.len() == 20 && rows.iter().all(|d| d.state == "done")
+        },
+    )
+    .await;
+    let delivered = mock.received_requests().await.unwrap();
+    let mut ids: Vec<String> = delivered
+        .iter()
+        .map(|r| {
+            r.headers
+                .get("webhook-id")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        20,
+        "every conversation reached the destination after the restart"
+    );
+    // Anything repeated was in flight at the kill, and kept its idempotency key.
+    for r in &in_flight {
+        let id = r.headers.get("webhook-id").unwrap().to_str().unwrap();
+        assert!(ids.iter().any(|x| x == id));
+    }
+}
+
+#[tokio::test]
+async fn sigterm_finishes_deliveries_in_flight_and_exits_zero() {
+    let mock = slow_mock(Duration::from_millis(1500)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = config_for(&mock).write(dir.path());
+    let mut process = Process::start(&path);
+    for i in 0..3 {
+        assert_eq!(process.post(conversation(i).to_string()).await, 200);
+    }
+    eventually(
+        "three deliveries in flight",
+        Duration::from_secs(10),
+        || async { mock.received_requests().await.unwrap_or_default().len() >= 3 },
+    )
+    .await;
+    process.signal("TERM");
+    let status = tokio::task::spawn_blocking(move || {
+        let status = process.child.wait().unwrap();
+        drop(process);
+        status
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    let rows = deliveries(&dir.path().join("db.sqlite"));
+    assert_eq!(rows.len(), 3);
+    assert!(
+        rows.iter().all(|d| d.state == "done" && d.attempts == 1),
+        "{rows:?}"
+    );
+}
+
+fn check(config: &Path) -> (bool, String) {
+    let out = Command::new(BIN)
+        .arg("check")
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn check_accepts_the_shipped_config() {
+    let out = Command::new(BIN)
+        .current_dir(common::repo())
+        .arg("check")
+        .env_remove("DESKBRIDGE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("config/deskbridge.yaml: ok"));
+}
+
+#[test]
+fn check_names_file_line_and_key_of_an_unknown_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path =
+        TestConfig::with_destinations("  archive:\n    kind: webhook\n    urll: \"http://x\"\n")
+            .write(dir.path());
+    let (ok, text) = check(&path);
+    assert!(!ok);
+    let text = text.trim();
+    let line = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .position(|l| l.contains("urll"))
+        .unwrap()
+        + 1;
+    let expected = format!(
+        "{}:{line}: destinations.archive.urll: unknown field `urll`",
+        path.display()
+    );
+    assert!(
+        text.starts_with(&expected),
+        "{text}\nexpected it to start with {expected}"
+    );
+}
+
+#[test]
+fn check_names_a_bad_template_and_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = TestConfig::with_destinations(
+        "  archive:\n    kind: file\n    dir: \"out\"\n    template: \"broken.json.hbs\"\n",
+    )
+    .template(
+        "broken.json.hbs",
+        "{\n  \"a\": \"{{#if visitor.name}}\"\n}\n",
+    );
+    let (ok, text) = check(&broken.write(dir.path()));
+    assert!(!ok);
+    assert!(
+        text.contains("template broken.json.hbs does not compile"),
+        "{text}"
+    );
+    assert!(text.contains("\"broken.json.hbs\":4:1"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let misspelt = TestConfig::with_destinations(
+        "  archive:\n    kind: file\n    dir: \"out\"\n    template: \"typo.json.hbs\"\n",
+    )
+    .template("typo.json.hbs", "{\"name\": \"{{visitor.nmae}}\"}");
+    let (ok, text) = check(&misspelt.write(dir.path()));
+    assert!(!ok);
+    assert!(
+        text.contains(
+            "destinations.archive: sample chat.json: template typo.json.hbs failed to render"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("visitor.nmae"), "{text}");
+}
+
+#[test]
+fn render_prints_the_request_with_secrets_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = TestConfig::with_destinations(
+        "  archive:\n    kind: webhook\n    url: \"https://example.com/in\"\n    headers: { X-Api-Key: \"very-secret-key\" }\n    signing_secret: \"whsec_c2VjcmV0LXNpZ25pbmcta2V5\"\n",
+    )
+    .write(dir.path());
+    let out = Command::new(BIN)
+        .args(["render", "--destination", "archive"])
+        .arg(common::repo().join("samples/chat.json"))
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("POST https://example.com/in\n"), "{text}");
+    assert!(text.contains("X-Api-Key: ***"), "{text}");
+    assert!(text.contains("webhook-signature: v1,"), "{text}");
+    assert!(
+        !text.contains("very-secret-key") && !text.contains("c2VjcmV0"),
+        "{text}"
+    );
+    let body_start = text.find("\n\n").unwrap();
+    let body: serde_json::Value = serde_json::from_str(text[body_start..].trim()).unwrap();
+    assert_eq!(body["conversation"], "208-55039");
+}
