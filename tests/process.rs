@@ -1,5 +1,6 @@
 //! deskbridge as a process: crash recovery after SIGKILL, draining on SIGTERM, and the
 //! `check` and `render` commands.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The spine end to end: the real server on port 0, a temporary SQLite store, and wiremock
 //! destinations.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
 
