@@ -1,8 +1,8 @@
 //! Command line: `serve`, `check` and `render`. Every subcommand takes `--config PATH`.
 
 use crate::app::{prepare, Application, Prepared};
-use crate::destinations::{idempotency_key, Destination, Job, Request};
-use crate::smartsupp::{self, Identity, Stored};
+use crate::destinations::{context_for, idempotency_key, Destination, Job, Request};
+use crate::smartsupp::{Identity, Stored};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -79,7 +79,7 @@ fn requests_for(destination: &dyn Destination, raw: &[u8]) -> anyhow::Result<Vec
         version: 1,
         received_at: crate::store::now_ms(),
     };
-    let context = handlebars::Context::from(smartsupp::context(raw, &stored)?);
+    let context = context_for(destination, raw, &stored)?;
     let key = idempotency_key(&stored, destination.name());
     let job = Job {
         context: &context,

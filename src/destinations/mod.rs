@@ -130,6 +130,25 @@ pub trait Destination: Send + Sync {
     fn requests(&self, job: &Job<'_>) -> Result<Vec<Request>, RenderError>;
     /// Renders and sends; classifies the outcome.
     fn deliver<'a>(&'a self, job: &'a Job<'a>) -> BoxFuture<'a, Result<Delivered, DeliveryError>>;
+    /// Settings templates may read as `destination.*` (never secrets); `destination.name` is
+    /// always there.
+    fn template_vars(&self) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::Map::new()
+    }
+}
+
+/// The template context of one conversation version for `destination`: the normalized hook
+/// plus `meta` and `destination`.
+pub fn context_for(
+    destination: &dyn Destination,
+    raw: &[u8],
+    conversation: &Stored,
+) -> Result<handlebars::Context, crate::smartsupp::IdentityError> {
+    let mut value = crate::smartsupp::context(raw, conversation)?;
+    let mut vars = destination.template_vars();
+    vars.insert("name".into(), destination.name().into());
+    value["destination"] = serde_json::Value::Object(vars);
+    Ok(handlebars::Context::from(value))
 }
 
 /// The stable idempotency key of one conversation version at one destination.

@@ -9,6 +9,7 @@ use handlebars::{
     RenderErrorReason, ScopedJson,
 };
 use serde_json::Value;
+use std::sync::{Arc, RwLock};
 
 /// Registers every deskbridge helper on `registry`.
 pub fn register(registry: &mut Handlebars<'static>) {
@@ -18,6 +19,7 @@ pub fn register(registry: &mut Handlebars<'static>) {
     registry.register_helper("transcript", Box::new(TranscriptHelper));
     registry.register_helper("default", Box::new(DefaultHelper));
     registry.register_helper("truncate", Box::new(TruncateHelper));
+    registry.register_helper("html", Box::new(HtmlHelper));
 }
 
 fn other(message: String) -> RenderError {
@@ -228,6 +230,68 @@ impl HelperDef for TruncateHelper {
         Ok(ScopedJson::Derived(Value::String(truncate(
             &text, limit, suffix,
         ))))
+    }
+}
+
+/// `{{html text}}`: HTML-escaped text, for HTML that lands inside a JSON string (the JSON
+/// escaping of `*.json.hbs` still applies on top).
+struct HtmlHelper;
+
+impl HelperDef for HtmlHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let text = match param(h, "html", 0)? {
+            Value::String(s) => handlebars::html_escape(s),
+            Value::Null => String::new(),
+            other => handlebars::html_escape(&other.to_string()),
+        };
+        Ok(ScopedJson::Derived(Value::String(text)))
+    }
+}
+
+/// `{{include "name.html.hbs"}}` in JSON templates: renders an HTML or text template with the
+/// root context and returns its output, which the JSON template then escapes as string
+/// content. HTML keeps its own escaping, and template files keep their line breaks.
+pub struct Include {
+    /// The HTML registry.
+    pub html: Arc<RwLock<Handlebars<'static>>>,
+    /// The text registry.
+    pub text: Arc<RwLock<Handlebars<'static>>>,
+}
+
+impl HelperDef for Include {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        ctx: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let name = param(h, "include", 0)?
+            .as_str()
+            .ok_or_else(|| other("include: the template name must be a string".into()))?;
+        let registry = match super::escape::EscapeMode::for_name(name) {
+            super::escape::EscapeMode::Html => &self.html,
+            super::escape::EscapeMode::Text => &self.text,
+            super::escape::EscapeMode::Json => {
+                return Err(other(format!(
+                    "include: {name} is a JSON template; use a partial ({{{{> {name}}}}}) instead"
+                )))
+            }
+        };
+        let registry = registry.read().unwrap_or_else(|p| p.into_inner());
+        if !registry.has_template(name) {
+            return Err(other(format!("include: no template {name}")));
+        }
+        let text = registry
+            .render_with_context(name, ctx)
+            .map_err(|e| other(format!("include {name}: {e}")))?;
+        Ok(ScopedJson::Derived(Value::String(text)))
     }
 }
 

@@ -8,6 +8,7 @@ pub mod transcript;
 use escape::EscapeMode;
 use handlebars::{Context, Handlebars};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Why a template could not be loaded or rendered. Every variant names the template.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -54,12 +55,23 @@ pub enum RenderError {
     },
 }
 
+/// A registry that JSON templates can `include` from.
+type Shared = Arc<RwLock<Handlebars<'static>>>;
+
 /// All templates of a template folder, compiled, plus `when` expressions.
 pub struct Renderer {
     dir: PathBuf,
     json: Handlebars<'static>,
-    html: Handlebars<'static>,
-    text: Handlebars<'static>,
+    html: Shared,
+    text: Shared,
+}
+
+fn read(registry: &Shared) -> RwLockReadGuard<'_, Handlebars<'static>> {
+    registry.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write(registry: &Shared) -> RwLockWriteGuard<'_, Handlebars<'static>> {
+    registry.write().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn registry(mode: EscapeMode) -> Handlebars<'static> {
@@ -77,11 +89,21 @@ fn registry(mode: EscapeMode) -> Handlebars<'static> {
 impl Renderer {
     /// An empty renderer for templates under `dir`.
     pub fn new(dir: &Path) -> Self {
+        let html: Shared = Arc::new(RwLock::new(registry(EscapeMode::Html)));
+        let text: Shared = Arc::new(RwLock::new(registry(EscapeMode::Text)));
+        let mut json = registry(EscapeMode::Json);
+        json.register_helper(
+            "include",
+            Box::new(helpers::Include {
+                html: html.clone(),
+                text: text.clone(),
+            }),
+        );
         Self {
             dir: dir.to_path_buf(),
-            json: registry(EscapeMode::Json),
-            html: registry(EscapeMode::Html),
-            text: registry(EscapeMode::Text),
+            json,
+            html,
+            text,
         }
     }
 
@@ -113,33 +135,24 @@ impl Renderer {
 
     /// Compiles one template under `name`.
     pub fn add(&mut self, name: &str, source: &str) -> Result<(), RenderError> {
-        self.registry_mut(EscapeMode::for_name(name))
-            .register_template_string(name, source)
-            .map_err(|e| RenderError::Compile {
-                name: name.to_string(),
-                message: e.to_string(),
-            })
-    }
-
-    fn registry_mut(&mut self, mode: EscapeMode) -> &mut Handlebars<'static> {
-        match mode {
-            EscapeMode::Json => &mut self.json,
-            EscapeMode::Html => &mut self.html,
-            EscapeMode::Text => &mut self.text,
-        }
-    }
-
-    fn registry(&self, mode: EscapeMode) -> &Handlebars<'static> {
-        match mode {
-            EscapeMode::Json => &self.json,
-            EscapeMode::Html => &self.html,
-            EscapeMode::Text => &self.text,
-        }
+        let result = match EscapeMode::for_name(name) {
+            EscapeMode::Json => self.json.register_template_string(name, source),
+            EscapeMode::Html => write(&self.html).register_template_string(name, source),
+            EscapeMode::Text => write(&self.text).register_template_string(name, source),
+        };
+        result.map_err(|e| RenderError::Compile {
+            name: name.to_string(),
+            message: e.to_string(),
+        })
     }
 
     /// Whether a template of that name is loaded.
     pub fn has(&self, name: &str) -> bool {
-        self.registry(EscapeMode::for_name(name)).has_template(name)
+        match EscapeMode::for_name(name) {
+            EscapeMode::Json => self.json.has_template(name),
+            EscapeMode::Html => read(&self.html).has_template(name),
+            EscapeMode::Text => read(&self.text).has_template(name),
+        }
     }
 
     /// An error unless `name` is loaded.
@@ -158,13 +171,15 @@ impl Renderer {
     pub fn render(&self, name: &str, ctx: &Context) -> Result<String, RenderError> {
         self.require(name)?;
         let mode = EscapeMode::for_name(name);
-        let text = self
-            .registry(mode)
-            .render_with_context(name, ctx)
-            .map_err(|e| RenderError::Render {
-                name: name.to_string(),
-                message: e.to_string(),
-            })?;
+        let rendered = match mode {
+            EscapeMode::Json => self.json.render_with_context(name, ctx),
+            EscapeMode::Html => read(&self.html).render_with_context(name, ctx),
+            EscapeMode::Text => read(&self.text).render_with_context(name, ctx),
+        };
+        let text = rendered.map_err(|e| RenderError::Render {
+            name: name.to_string(),
+            message: e.to_string(),
+        })?;
         if mode == EscapeMode::Json {
             if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&text) {
                 return Err(RenderError::InvalidJson {
@@ -182,8 +197,7 @@ impl Renderer {
         destination: &str,
         expression: &str,
     ) -> Result<(), RenderError> {
-        self.text
-            .register_template_string(&expression_name(destination), expression)
+        write(&self.text).register_template_string(&expression_name(destination), expression)
             .map_err(|e| RenderError::Compile {
                 name: format!("destinations.{destination}.when"),
                 message: e.to_string(),
@@ -192,9 +206,7 @@ impl Renderer {
 
     /// Whether the `when` expression of `destination` renders `true` for `ctx`.
     pub fn matches(&self, destination: &str, ctx: &Context) -> Result<bool, RenderError> {
-        let text = self
-            .text
-            .render_with_context(&expression_name(destination), ctx)
+        let text = read(&self.text).render_with_context(&expression_name(destination), ctx)
             .map_err(|e| RenderError::Render {
                 name: format!("destinations.{destination}.when"),
                 message: e.to_string(),
@@ -301,6 +313,18 @@ mod tests {
             )
             .unwrap();
         assert_eq!(out, "<p>&lt;script&gt;x&lt;/script&gt;</p>");
+    }
+
+    #[test]
+    fn json_templates_include_html_templates_as_escaped_strings() {
+        let mut r = Renderer::new(Path::new("templates"));
+        r.add("part.html.hbs", "<p class=\"n\">{{name}}</p>\n").unwrap();
+        r.add("t.json.hbs", r#"{"html": "{{include "part.html.hbs"}}"}"#).unwrap();
+        let ctx = Context::from(json!({"name": "<b>\"x\"</b>"}));
+        let out: serde_json::Value = serde_json::from_str(&r.render("t.json.hbs", &ctx).unwrap()).unwrap();
+        assert_eq!(out["html"], "<p class=\"n\">&lt;b&gt;&quot;x&quot;&lt;/b&gt;</p>\n");
+        r.add("bad.json.hbs", r#"{"x": "{{include "nope.html.hbs"}}"}"#).unwrap();
+        assert!(r.render("bad.json.hbs", &ctx).is_err());
     }
 
     #[test]

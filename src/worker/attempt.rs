@@ -2,9 +2,8 @@
 //! record it.
 
 use super::backoff;
-use crate::destinations::{idempotency_key, Delivered, DeliveryError, Destination, Job};
+use crate::destinations::{context_for, idempotency_key, Delivered, DeliveryError, Destination, Job};
 use crate::metrics::{AttemptOutcome, Metrics};
-use crate::smartsupp;
 use crate::store::{now_ms, AttemptRecord, Claimed, Next, Store};
 use std::time::{Duration, Instant};
 
@@ -77,14 +76,14 @@ async fn deliver(
     destination: &dyn Destination,
     claimed: &Claimed,
 ) -> Result<Delivered, DeliveryError> {
-    let context = smartsupp::context(&claimed.raw, &claimed.conversation).map_err(|e| {
-        DeliveryError::Permanent {
-            reason: format!("the stored body is not a conversation: {e}"),
-            status: None,
-            excerpt: None,
-        }
-    })?;
-    let context = handlebars::Context::from(context);
+    let context =
+        context_for(destination, &claimed.raw, &claimed.conversation).map_err(|e| {
+            DeliveryError::Permanent {
+                reason: format!("the stored body is not a conversation: {e}"),
+                status: None,
+                excerpt: None,
+            }
+        })?;
     let key = idempotency_key(&claimed.conversation, destination.name());
     let job = Job {
         context: &context,

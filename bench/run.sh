@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Ingest and forwarding benchmark of deskbridge (see docs/PERFORMANCE.md).
+#   bench/run.sh [DURATION_SECONDS]
+# Needs wrk and nginx (Debian packages wrk, nginx-light). Everything listens on loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration="${1:-15}"
+out=bench/out
+mkdir -p "$out"
+body=samples/chat.json
+hook="http://127.0.0.1:18080"
+bin=target/release/deskbridge
+
+command -v wrk >/dev/null && command -v nginx >/dev/null || {
+  echo "install wrk and nginx first: apt-get install wrk nginx-light" >&2; exit 1; }
+cargo build --release --quiet
+
+nginx -c "$PWD/bench/nginx.conf" -s stop 2>/dev/null || true
+sleep 0.3
+nginx -c "$PWD/bench/nginx.conf"
+trap 'nginx -c "$PWD/bench/nginx.conf" -s stop 2>/dev/null || true; [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null || true' EXIT
+
+metric() { curl -s "$hook/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+rss_kib() { awk -v f="$2" '$1 == f":" { print $2 }' "/proc/$1/status"; }
+
+start() {
+  rm -f "$out"/bench.sqlite*
+  "$bin" serve --config bench/deskbridge.bench.yaml 2>"$out/deskbridge.log" &
+  pid=$!
+  for _ in $(seq 100); do curl -sf "$hook/healthz" >/dev/null && return; sleep 0.1; done
+  echo "deskbridge did not start" >&2; cat "$out/deskbridge.log" >&2; exit 1
+}
+
+run_load() { # concurrency
+  local c=$1
+  start
+  sleep 1
+  local idle; idle=$(rss_kib "$pid" VmRSS)
+  wrk -t1 -c"$c" -d"${duration}s" --latency -s bench/hook.lua "$hook" -- "$body" /hooks/smartsupp/bench-token >"$out/wrk-c$c.txt"
+  local t0; t0=$(date +%s.%N)
+  local accepted; accepted=$(curl -s "$hook/metrics" | awk '$1 == "deskbridge_hooks_received_total{outcome=\"accepted\"}" { print $2 }')
+  while true; do
+    pending=$(metric deskbridge_deliveries_pending)
+    [ "${pending:-1}" = "0" ] && break
+    sleep 0.05
+  done
+  local drain; drain=$(echo "$(date +%s.%N) - $t0" | bc)
+  local done_n; done_n=$(curl -s "$hook/metrics" | awk '$1 == "deskbridge_delivery_attempts_total{destination=\"sink\",outcome=\"done\"}" { print $2 }')
+  local peak; peak=$(rss_kib "$pid" VmHWM)
+  local rps; rps=$(awk '/Requests\/sec/ { print $2 }' "$out/wrk-c$c.txt")
+  local p50; p50=$(awk '$1 == "50%" { print $2 }' "$out/wrk-c$c.txt")
+  local p99; p99=$(awk '$1 == "99%" { print $2 }' "$out/wrk-c$c.txt")
+  local errors; errors=$(awk '/Non-2xx/ { print $5 }' "$out/wrk-c$c.txt")
+  kill -TERM "$pid"; wait "$pid" || true; pid=
+  printf 'deskbridge c=%-3s %9s hooks/s  p50 %-8s p99 %-8s non-2xx %-4s accepted %-7s delivered %-7s drain %.2fs  RSS idle %d KiB peak %d KiB\n' \
+    "$c" "$rps" "$p50" "$p99" "${errors:-0}" "$accepted" "$done_n" "$drain" "$idle" "$peak"
+}
+
+baseline() { # concurrency
+  local c=$1
+  wrk -t1 -c"$c" -d"${duration}s" --latency -s bench/hook.lua http://127.0.0.1:18081 -- "$body" /ticket >"$out/nginx-c$c.txt"
+  printf 'nginx      c=%-3s %9s req/s    p50 %-8s p99 %s\n' "$c" \
+    "$(awk '/Requests\/sec/ { print $2 }' "$out/nginx-c$c.txt")" \
+    "$(awk '$1 == "50%" { print $2 }' "$out/nginx-c$c.txt")" \
+    "$(awk '$1 == "99%" { print $2 }' "$out/nginx-c$c.txt")"
+}
+
+big_conversation() {
+  python3 - "$out/big.json" <<'PY'
+import json, sys
+c = json.load(open("samples/chat.json"))
+c["channel"]["id"] = 9_000_000
+c["messages"] = [{"type": "visitor" if i % 2 == 0 else "agent", "name": "Dusan Kmet" if i % 2 == 0 else "John Doe",
+                  "from": "x", "content": f"message {i}: the quick brown fox jumps over the lazy dog",
+                  "sentAt": 1427470439703 + i * 1000, "triggeredBy": None} for i in range(5000)]
+json.dump(c, open(sys.argv[1], "w"))
+PY
+  start
+  local t; t=$(curl -s -o /dev/null -w '%{time_total}' -X POST --data-binary @"$out/big.json" "$hook/hooks/smartsupp/bench-token")
+  kill -TERM "$pid"; wait "$pid" || true; pid=
+  printf '5,000-message conversation (%s bytes): accepted in %.1f ms\n' "$(stat -c %s "$out/big.json")" "$(echo "$t * 1000" | bc)"
+  cargo run --release --quiet --example render_bench -- "$out/big.json" bench/templates bench/ticket.json.hbs
+}
+
+echo "machine: $(nproc) cores, $(uname -m); duration ${duration}s per run; wrk -t1"
+run_load 64
+run_load 16
+baseline 64
+baseline 16
+big_conversation
