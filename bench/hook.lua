@@ -12,7 +12,8 @@ function init(args)
   local s, e = string.find(body, '"id": 55039', 1, true)
   prefix = string.sub(body, 1, s - 1) .. '"id": '
   suffix = string.sub(body, e + 1)
-  base = os.time() * 1000000 + math.random(0, 999) * 1000
+  -- LuaJIT prints numbers with 14 significant digits: keep ids well below that.
+  base = (os.time() % 1000000) * 10000000
 end
 
 function request()

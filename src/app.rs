@@ -1,7 +1,7 @@
 //! Startup: templates and destinations prepared from the settings, the store opened, the HTTP
 //! server bound and the delivery lanes started; graceful shutdown in the right order.
 
-use crate::config::{ConfigError, DestinationSettings, Settings};
+use crate::config::{ConfigError, Settings};
 use crate::destinations::{self, Destination, Shared};
 use crate::metrics::Metrics;
 use crate::receiver::{self, ReceiverState};
@@ -37,12 +37,10 @@ pub fn prepare(
     let mut renderer = Renderer::load(Path::new(&settings.templates.dir))?;
     let mut problems = crate::config::Problems::new(config_text);
     for (name, d) in &settings.destinations {
-        let template = match d {
-            DestinationSettings::Webhook(w) => &w.template,
-            DestinationSettings::File(f) => &f.template,
-        };
-        if let Err(e) = renderer.require(template) {
-            problems.add(&format!("destinations.{name}.template"), e.to_string());
+        for (key, template) in d.templates() {
+            if let Err(e) = renderer.require(template) {
+                problems.add(&format!("destinations.{name}.{key}"), e.to_string());
+            }
         }
         if let Some(expression) = d.when() {
             if let Err(RenderError::Compile { message, .. }) =
@@ -57,7 +55,7 @@ pub fn prepare(
         .map_err(|e: ConfigError| anyhow::anyhow!(e))?;
     let renderer = Arc::new(renderer);
     let shared = Shared::new(renderer.clone(), &settings).context("building the HTTP client")?;
-    let destinations = destinations::build_all(&settings, &shared)?;
+    let destinations = destinations::build_all(&settings, &shared);
     Ok(Prepared {
         settings,
         renderer,

@@ -86,6 +86,8 @@ fn requests_for(destination: &dyn Destination, raw: &[u8]) -> anyhow::Result<Vec
         conversation: &stored,
         idempotency_key: &key,
         result: None,
+        previous: None,
+        attempts: 0,
     };
     Ok(destination.requests(&job)?)
 }

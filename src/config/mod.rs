@@ -1,10 +1,12 @@
 //! Typed settings: the YAML file, `DESKBRIDGE_SECTION__KEY` overrides, `${VAR}` expansion,
 //! `x_file` secrets, and validation with errors that name file, line and key.
 
+mod destinations;
 mod load;
 mod types;
 mod validate;
 
+pub use destinations::*;
 pub use load::{load, ConfigError, Problems};
 pub use types::{HumanDuration, IpNet, Secret, SecretList};
 
@@ -163,67 +165,4 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
-}
-
-/// One destination; `kind` selects the variant.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum DestinationSettings {
-    /// POST the rendered body to any URL.
-    Webhook(WebhookSettings),
-    /// Write the rendered body to a folder, one file per delivery.
-    File(FileSettings),
-}
-
-impl DestinationSettings {
-    /// The `when` expression, if any.
-    pub fn when(&self) -> Option<&str> {
-        match self {
-            Self::Webhook(w) => w.when.as_deref(),
-            Self::File(f) => f.when.as_deref(),
-        }
-    }
-}
-
-/// `kind: webhook`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookSettings {
-    /// Handlebars expression; the destination gets a conversation when it renders `true`.
-    pub when: Option<String>,
-    /// Template path under `templates.dir`.
-    #[serde(default = "default_webhook_template")]
-    pub template: String,
-    /// Where to send the request.
-    pub url: String,
-    /// HTTP method.
-    #[serde(default = "default_method")]
-    pub method: String,
-    /// Extra request headers; values are treated as secrets in output.
-    #[serde(default)]
-    pub headers: IndexMap<String, Secret>,
-    /// Standard Webhooks secrets (`whsec_…`); several sign with each, for rotation.
-    #[serde(default)]
-    pub signing_secret: Option<SecretList>,
-}
-
-fn default_webhook_template() -> String {
-    "webhook/conversation.json.hbs".into()
-}
-
-fn default_method() -> String {
-    "POST".into()
-}
-
-/// `kind: file`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileSettings {
-    /// Handlebars expression; the destination gets a conversation when it renders `true`.
-    pub when: Option<String>,
-    /// Template path under `templates.dir`.
-    #[serde(default = "default_webhook_template")]
-    pub template: String,
-    /// Folder the files are written to (created when missing).
-    pub dir: String,
 }

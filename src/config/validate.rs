@@ -1,7 +1,7 @@
 //! Checks that typed settings make sense together; each problem names its key.
 
 use super::load::Problems;
-use super::{DestinationSettings, Settings};
+use super::{DestinationSettings, Settings, ZendeskSettings};
 
 /// Records every problem of `settings` in `out`.
 pub fn validate(settings: &Settings, out: &mut Problems) {
@@ -104,6 +104,81 @@ pub fn validate(settings: &Settings, out: &mut Problems) {
                     out.add(&format!("{at}.dir"), "must name a folder");
                 }
             }
+            DestinationSettings::Zendesk(z) => zendesk(&at, z, out),
+        }
+    }
+}
+
+fn zendesk(at: &str, z: &ZendeskSettings, out: &mut Problems) {
+    match (&z.subdomain, &z.base_url) {
+        (Some(sub), None) => {
+            let ok = !sub.is_empty() && sub.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            if !ok {
+                out.add(
+                    &format!("{at}.subdomain"),
+                    "give the subdomain only, e.g. acme for acme.zendesk.com",
+                );
+            }
+        }
+        (None, Some(url)) => {
+            if !matches!(reqwest::Url::parse(url), Ok(u) if matches!(u.scheme(), "http" | "https"))
+            {
+                out.add(
+                    &format!("{at}.base_url"),
+                    format!("{url:?} is not an http(s) URL"),
+                );
+            }
+        }
+        (Some(_), Some(_)) => out.add(at, "give subdomain or base_url, not both"),
+        (None, None) => out.add(at, "subdomain (or base_url) is required"),
+    }
+    match (&z.email, &z.api_token, &z.oauth_token) {
+        (Some(_), Some(_), None) | (None, None, Some(_)) => {}
+        (_, _, Some(_)) => out.add(at, "give email and api_token, or oauth_token, not both"),
+        (None, Some(_), None) => out.add(
+            &format!("{at}.email"),
+            "api_token needs the API user's email",
+        ),
+        (Some(_), None, None) => out.add(
+            &format!("{at}.api_token"),
+            "email needs an api_token (or use oauth_token)",
+        ),
+        (None, None, None) => out.add(
+            at,
+            "credentials are required: email and api_token, or oauth_token",
+        ),
+    }
+    if z.time_zone.parse::<chrono_tz::Tz>().is_err() {
+        out.add(
+            &format!("{at}.time_zone"),
+            format!(
+                "unknown time zone {:?} (use an IANA name such as Europe/Prague)",
+                z.time_zone
+            ),
+        );
+    }
+    for (kind, value) in [
+        ("chat", &z.priority.chat),
+        ("missed", &z.priority.missed),
+        ("offline", &z.priority.offline),
+    ] {
+        if !["urgent", "high", "normal", "low"].contains(&value.as_str()) {
+            out.add(
+                &format!("{at}.priority.{kind}"),
+                format!("{value:?} is not urgent, high, normal or low"),
+            );
+        }
+    }
+    for (kind, value) in [
+        ("chat", &z.ticket_type.chat),
+        ("missed", &z.ticket_type.missed),
+        ("offline", &z.ticket_type.offline),
+    ] {
+        if !["problem", "incident", "question", "task"].contains(&value.as_str()) {
+            out.add(
+                &format!("{at}.type.{kind}"),
+                format!("{value:?} is not problem, incident, question or task"),
+            );
         }
     }
 }

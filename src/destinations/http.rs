@@ -6,8 +6,32 @@ use std::time::{Duration, SystemTime};
 /// Longest response excerpt kept in the attempt log.
 pub const EXCERPT_CHARS: usize = 512;
 
-/// Sends `request` with `client` and classifies the outcome.
-pub async fn send(client: &reqwest::Client, request: &Request) -> Result<Delivered, DeliveryError> {
+/// A response as a destination sees it.
+#[derive(Debug)]
+pub struct Exchange {
+    /// HTTP status.
+    pub status: u16,
+    /// `Retry-After`, parsed.
+    pub retry_after: Option<Duration>,
+    /// Response headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Response body as text.
+    pub body: String,
+}
+
+impl Exchange {
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Sends `request`; a network error or timeout is a retryable failure, any response is
+/// returned for the destination to classify.
+pub async fn exchange(
+    client: &reqwest::Client,
+    request: &Request,
+) -> Result<Exchange, DeliveryError> {
     let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|_| {
         DeliveryError::Permanent {
             reason: format!("{:?} is not an HTTP method", request.method),
@@ -19,19 +43,33 @@ pub async fn send(client: &reqwest::Client, request: &Request) -> Result<Deliver
     for (name, value, _) in &request.headers {
         builder = builder.header(name, value);
     }
-    let response = builder
-        .body(request.body.clone())
-        .send()
-        .await
-        .map_err(network_error)?;
+    if !request.body.is_empty() {
+        builder = builder.body(request.body.clone());
+    }
+    let response = builder.send().await.map_err(network_error)?;
     let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
+    let headers = response.headers().clone();
+    let retry_after = headers
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| parse_retry_after(v, SystemTime::now()));
-    let body = response.text().await.unwrap_or_default();
-    classify(status, retry_after, excerpt(&body))
+    let body = response.text().await.map_err(network_error)?;
+    Ok(Exchange {
+        status,
+        retry_after,
+        headers,
+        body,
+    })
+}
+
+/// Sends `request` and classifies the outcome by status alone.
+pub async fn send(client: &reqwest::Client, request: &Request) -> Result<Delivered, DeliveryError> {
+    let response = exchange(client, request).await?;
+    classify(
+        response.status,
+        response.retry_after,
+        excerpt(&response.body),
+    )
 }
 
 fn network_error(e: reqwest::Error) -> DeliveryError {

@@ -5,6 +5,7 @@ pub mod file;
 pub mod http;
 pub mod signing;
 pub mod webhook;
+pub mod zendesk;
 
 use crate::config::{DestinationSettings, Settings};
 use crate::render::{RenderError, Renderer};
@@ -29,6 +30,11 @@ pub struct Job<'a> {
     pub idempotency_key: &'a str,
     /// What earlier attempts recorded, if anything.
     pub result: Option<&'a str>,
+    /// What the delivery of the previous version of this conversation to this destination
+    /// recorded (e.g. the ticket it created), if one was delivered.
+    pub previous: Option<&'a str>,
+    /// Attempts made before this one.
+    pub attempts: i64,
 }
 
 /// One outgoing request, as rendered.
@@ -186,24 +192,22 @@ impl Shared {
     }
 }
 
-/// Builds every configured destination, checking that its templates exist.
-pub fn build_all(
-    settings: &Settings,
-    shared: &Shared,
-) -> Result<Vec<Arc<dyn Destination>>, RenderError> {
+/// Builds every configured destination (settings and templates were checked before).
+pub fn build_all(settings: &Settings, shared: &Shared) -> Vec<Arc<dyn Destination>> {
     let mut out: Vec<Arc<dyn Destination>> = Vec::new();
     for (name, d) in &settings.destinations {
         let destination: Arc<dyn Destination> = match d {
             DestinationSettings::Webhook(w) => {
-                shared.renderer.require(&w.template)?;
                 Arc::new(webhook::Webhook::new(name, w, shared.clone()))
             }
             DestinationSettings::File(f) => {
-                shared.renderer.require(&f.template)?;
                 Arc::new(file::FileDestination::new(name, f, shared.clone()))
+            }
+            DestinationSettings::Zendesk(z) => {
+                Arc::new(zendesk::Zendesk::new(name, z, shared.clone()))
             }
         };
         out.push(destination);
     }
-    Ok(out)
+    out
 }

@@ -67,11 +67,15 @@ pub struct Renderer {
 }
 
 fn read(registry: &Shared) -> RwLockReadGuard<'_, Handlebars<'static>> {
-    registry.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    registry
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn write(registry: &Shared) -> RwLockWriteGuard<'_, Handlebars<'static>> {
-    registry.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    registry
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn registry(mode: EscapeMode) -> Handlebars<'static> {
@@ -197,7 +201,8 @@ impl Renderer {
         destination: &str,
         expression: &str,
     ) -> Result<(), RenderError> {
-        write(&self.text).register_template_string(&expression_name(destination), expression)
+        write(&self.text)
+            .register_template_string(&expression_name(destination), expression)
             .map_err(|e| RenderError::Compile {
                 name: format!("destinations.{destination}.when"),
                 message: e.to_string(),
@@ -206,7 +211,8 @@ impl Renderer {
 
     /// Whether the `when` expression of `destination` renders `true` for `ctx`.
     pub fn matches(&self, destination: &str, ctx: &Context) -> Result<bool, RenderError> {
-        let text = read(&self.text).render_with_context(&expression_name(destination), ctx)
+        let text = read(&self.text)
+            .render_with_context(&expression_name(destination), ctx)
             .map_err(|e| RenderError::Render {
                 name: format!("destinations.{destination}.when"),
                 message: e.to_string(),
@@ -318,12 +324,19 @@ mod tests {
     #[test]
     fn json_templates_include_html_templates_as_escaped_strings() {
         let mut r = Renderer::new(Path::new("templates"));
-        r.add("part.html.hbs", "<p class=\"n\">{{name}}</p>\n").unwrap();
-        r.add("t.json.hbs", r#"{"html": "{{include "part.html.hbs"}}"}"#).unwrap();
+        r.add("part.html.hbs", "<p class=\"n\">{{name}}</p>\n")
+            .unwrap();
+        r.add("t.json.hbs", r#"{"html": "{{include "part.html.hbs"}}"}"#)
+            .unwrap();
         let ctx = Context::from(json!({"name": "<b>\"x\"</b>"}));
-        let out: serde_json::Value = serde_json::from_str(&r.render("t.json.hbs", &ctx).unwrap()).unwrap();
-        assert_eq!(out["html"], "<p class=\"n\">&lt;b&gt;&quot;x&quot;&lt;/b&gt;</p>\n");
-        r.add("bad.json.hbs", r#"{"x": "{{include "nope.html.hbs"}}"}"#).unwrap();
+        let out: serde_json::Value =
+            serde_json::from_str(&r.render("t.json.hbs", &ctx).unwrap()).unwrap();
+        assert_eq!(
+            out["html"],
+            "<p class=\"n\">&lt;b&gt;&quot;x&quot;&lt;/b&gt;</p>\n"
+        );
+        r.add("bad.json.hbs", r#"{"x": "{{include "nope.html.hbs"}}"}"#)
+            .unwrap();
         assert!(r.render("bad.json.hbs", &ctx).is_err());
     }
 

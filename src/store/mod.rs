@@ -77,6 +77,9 @@ pub struct Claimed {
     pub raw: Bytes,
     /// What earlier attempts recorded (JSON), e.g. ids of objects already created.
     pub result: Option<String>,
+    /// What the done delivery of the latest earlier version of the same conversation to the
+    /// same destination recorded, if any.
+    pub previous: Option<String>,
 }
 
 /// Deliveries reserved by one claim, and when the next one of that destination is due.

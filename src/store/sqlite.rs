@@ -293,7 +293,11 @@ fn claim(
 ) -> rusqlite::Result<ClaimBatch> {
     let now = now_ms();
     let mut select = conn.prepare_cached(
-        "SELECT d.id, d.attempts, d.result, c.key, c.version, c.received_at, c.raw
+        "SELECT d.id, d.attempts, d.result, c.key, c.version, c.received_at, c.raw,
+             (SELECT p.result FROM deliveries p JOIN conversations pc ON pc.id = p.conversation_id
+              WHERE pc.key = c.key AND pc.version < c.version AND p.destination = d.destination
+                AND p.state = 'done'
+              ORDER BY pc.version DESC LIMIT 1)
          FROM deliveries d JOIN conversations c ON c.id = d.conversation_id
          WHERE d.destination = ?1 AND d.state = 'pending' AND d.next_attempt_at <= ?2
          ORDER BY d.next_attempt_at LIMIT ?3",
@@ -311,6 +315,7 @@ fn claim(
                     received_at: r.get(5)?,
                 },
                 raw: bytes::Bytes::from(r.get::<_, Vec<u8>>(6)?),
+                previous: r.get(7)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;

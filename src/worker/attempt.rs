@@ -2,7 +2,9 @@
 //! record it.
 
 use super::backoff;
-use crate::destinations::{context_for, idempotency_key, Delivered, DeliveryError, Destination, Job};
+use crate::destinations::{
+    context_for, idempotency_key, Delivered, DeliveryError, Destination, Job,
+};
 use crate::metrics::{AttemptOutcome, Metrics};
 use crate::store::{now_ms, AttemptRecord, Claimed, Next, Store};
 use std::time::{Duration, Instant};
@@ -76,20 +78,21 @@ async fn deliver(
     destination: &dyn Destination,
     claimed: &Claimed,
 ) -> Result<Delivered, DeliveryError> {
-    let context =
-        context_for(destination, &claimed.raw, &claimed.conversation).map_err(|e| {
-            DeliveryError::Permanent {
-                reason: format!("the stored body is not a conversation: {e}"),
-                status: None,
-                excerpt: None,
-            }
-        })?;
+    let context = context_for(destination, &claimed.raw, &claimed.conversation).map_err(|e| {
+        DeliveryError::Permanent {
+            reason: format!("the stored body is not a conversation: {e}"),
+            status: None,
+            excerpt: None,
+        }
+    })?;
     let key = idempotency_key(&claimed.conversation, destination.name());
     let job = Job {
         context: &context,
         conversation: &claimed.conversation,
         idempotency_key: &key,
         result: claimed.result.as_deref(),
+        previous: claimed.previous.as_deref(),
+        attempts: claimed.attempts,
     };
     destination.deliver(&job).await
 }

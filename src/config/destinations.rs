@@ -1,0 +1,194 @@
+//! Settings of each destination kind.
+
+use super::{HumanDuration, Secret, SecretList};
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+/// One destination; `kind` selects the variant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum DestinationSettings {
+    /// POST the rendered body to any URL.
+    Webhook(WebhookSettings),
+    /// Write the rendered body to a folder, one file per delivery.
+    File(FileSettings),
+    /// Create (or update) a Zendesk ticket per conversation.
+    Zendesk(ZendeskSettings),
+}
+
+impl DestinationSettings {
+    /// The `when` expression, if any.
+    pub fn when(&self) -> Option<&str> {
+        match self {
+            Self::Webhook(w) => w.when.as_deref(),
+            Self::File(f) => f.when.as_deref(),
+            Self::Zendesk(z) => z.when.as_deref(),
+        }
+    }
+
+    /// The main template.
+    pub fn template(&self) -> &str {
+        match self {
+            Self::Webhook(w) => &w.template,
+            Self::File(f) => &f.template,
+            Self::Zendesk(z) => &z.template,
+        }
+    }
+
+    /// Every template the destination may render, with its key.
+    pub fn templates(&self) -> Vec<(&'static str, &str)> {
+        match self {
+            Self::Zendesk(z) => vec![
+                ("template", &z.template),
+                ("update_template", &z.update_template),
+                ("import_template", &z.import_template),
+            ],
+            other => vec![("template", other.template())],
+        }
+    }
+}
+
+/// `kind: webhook`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Handlebars expression; the destination gets a conversation when it renders `true`.
+    pub when: Option<String>,
+    /// Template path under `templates.dir`.
+    #[serde(default = "default_webhook_template")]
+    pub template: String,
+    /// Where to send the request.
+    pub url: String,
+    /// HTTP method.
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Extra request headers; values are treated as secrets in output.
+    #[serde(default)]
+    pub headers: IndexMap<String, Secret>,
+    /// Standard Webhooks secrets (`whsec_…`); several sign with each, for rotation.
+    #[serde(default)]
+    pub signing_secret: Option<SecretList>,
+}
+
+fn default_webhook_template() -> String {
+    "webhook/conversation.json.hbs".into()
+}
+
+fn default_method() -> String {
+    "POST".into()
+}
+
+/// `kind: file`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    /// Handlebars expression; the destination gets a conversation when it renders `true`.
+    pub when: Option<String>,
+    /// Template path under `templates.dir`.
+    #[serde(default = "default_webhook_template")]
+    pub template: String,
+    /// Folder the files are written to (created when missing).
+    pub dir: String,
+}
+
+/// `kind: zendesk`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZendeskSettings {
+    /// Handlebars expression; the destination gets a conversation when it renders `true`.
+    pub when: Option<String>,
+    /// Template of a new ticket (`POST /api/v2/tickets`).
+    #[serde(default = "zendesk_ticket")]
+    pub template: String,
+    /// Template of the comment added when the visitor comes back (a new version).
+    #[serde(default = "zendesk_update")]
+    pub update_template: String,
+    /// Template of `mode: import` (`POST /api/v2/imports/tickets`).
+    #[serde(default = "zendesk_import")]
+    pub import_template: String,
+    /// Account subdomain: `acme` for `https://acme.zendesk.com`.
+    pub subdomain: Option<String>,
+    /// API base URL instead of the subdomain (tests, sandboxes, proxies).
+    pub base_url: Option<String>,
+    /// The API user's email, with `api_token`.
+    pub email: Option<String>,
+    /// API token (Basic auth as `{email}/token`).
+    pub api_token: Option<Secret>,
+    /// OAuth access token (Bearer), instead of email and API token.
+    pub oauth_token: Option<Secret>,
+    /// `create` (live tickets) or `import` (Ticket Import: the chat's own timestamps).
+    #[serde(default)]
+    pub mode: ZendeskMode,
+    /// Time zone of times in the transcript (IANA name).
+    #[serde(default = "utc")]
+    pub time_zone: String,
+    /// Whether the transcript comment is public (may email the requester) or internal.
+    #[serde(default)]
+    pub public: bool,
+    /// Ticket priority by conversation kind (urgent, high, normal, low).
+    #[serde(default = "default_priority")]
+    pub priority: PerKind,
+    /// Ticket type by conversation kind (problem, incident, question, task).
+    #[serde(default = "default_type", rename = "type")]
+    pub ticket_type: PerKind,
+    /// Tags added to every ticket, besides `smartsupp`, the kind and `rating_N`.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// How long Zendesk remembers an `Idempotency-Key`; past it, an unknown outcome is
+    /// looked up by `external_id` before creating again.
+    #[serde(default = "two_hours")]
+    pub idempotency_window: HumanDuration,
+}
+
+/// Ticket creation mode.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ZendeskMode {
+    /// `POST /api/v2/tickets`.
+    #[default]
+    Create,
+    /// `POST /api/v2/imports/tickets` (admin only).
+    Import,
+}
+
+/// A value for each conversation kind.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PerKind {
+    /// A finished chat.
+    pub chat: String,
+    /// A chat nobody answered.
+    pub missed: String,
+    /// A message left while offline.
+    pub offline: String,
+}
+
+fn zendesk_ticket() -> String {
+    "zendesk/ticket.json.hbs".into()
+}
+fn zendesk_update() -> String {
+    "zendesk/update.json.hbs".into()
+}
+fn zendesk_import() -> String {
+    "zendesk/import.json.hbs".into()
+}
+fn utc() -> String {
+    "UTC".into()
+}
+fn two_hours() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(2 * 3600))
+}
+fn default_priority() -> PerKind {
+    PerKind {
+        chat: "normal".into(),
+        missed: "high".into(),
+        offline: "normal".into(),
+    }
+}
+fn default_type() -> PerKind {
+    PerKind {
+        chat: "question".into(),
+        missed: "question".into(),
+        offline: "question".into(),
+    }
+}
