@@ -261,10 +261,23 @@ pub fn rfc3339(millis: &Value) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// `local@domain.tld` with no spaces: good enough to offer as a requester's address.
+pub fn looks_like_email(text: &str) -> bool {
+    let Some((local, domain)) = text.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !text.contains(char::is_whitespace)
+        && !domain.contains('@')
+}
+
 fn meta(root: &Map<String, Value>, stored: &Stored) -> Value {
     let visitor = &root["visitor"];
     let name = non_empty(&visitor["name"]);
-    let email = non_empty(&visitor["email"]);
+    let email = non_empty(&visitor["email"]).filter(|e| looks_like_email(e));
     let display = name
         .clone()
         .or_else(|| email.clone())

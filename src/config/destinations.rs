@@ -41,6 +41,7 @@ impl DestinationSettings {
             Self::Zendesk(z) => vec![
                 ("template", &z.template),
                 ("update_template", &z.update_template),
+                ("context_template", &z.context_template),
                 ("import_template", &z.import_template),
             ],
             other => vec![("template", other.template())],
@@ -103,6 +104,10 @@ pub struct ZendeskSettings {
     /// Template of the comment added when the visitor comes back (a new version).
     #[serde(default = "zendesk_update")]
     pub update_template: String,
+    /// Template of the internal comment with the visitor's context, added after creation
+    /// when `public` is true (an internal first comment carries the context itself).
+    #[serde(default = "zendesk_context")]
+    pub context_template: String,
     /// Template of `mode: import` (`POST /api/v2/imports/tickets`).
     #[serde(default = "zendesk_import")]
     pub import_template: String,
@@ -168,6 +173,9 @@ fn zendesk_ticket() -> String {
 }
 fn zendesk_update() -> String {
     "zendesk/update.json.hbs".into()
+}
+fn zendesk_context() -> String {
+    "zendesk/context.json.hbs".into()
 }
 fn zendesk_import() -> String {
     "zendesk/import.json.hbs".into()

@@ -147,7 +147,7 @@ impl HelperDef for DurationHelper {
     }
 }
 
-/// `{{transcript messages [format="html"] [tz="…"] [time="%H:%M"]}}`.
+/// `{{transcript messages [format="html"] [tz="…"] [time="%H:%M"] [visitor=meta.visitorName]}}`.
 struct TranscriptHelper;
 
 impl HelperDef for TranscriptHelper {
@@ -171,7 +171,8 @@ impl HelperDef for TranscriptHelper {
         let time = hash_str(h, "time").unwrap_or("%H:%M:%S");
         check_format("transcript", time)?;
         let tz = time_zone(h, "transcript")?;
-        let text = transcript::render(messages, format, tz, time);
+        let visitor = hash_str(h, "visitor").unwrap_or("Visitor");
+        let text = transcript::render(messages, format, tz, time, visitor);
         Ok(ScopedJson::Derived(Value::String(text)))
     }
 }

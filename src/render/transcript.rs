@@ -43,7 +43,7 @@ fn system_event(code: &str, name: Option<&str>) -> String {
     }
 }
 
-fn line(message: &Value, tz: Tz, time_format: &str) -> Line {
+fn line(message: &Value, tz: Tz, time_format: &str, visitor: &str) -> Line {
     let time = super::helpers::format_time(&message["sentAt"], tz, time_format).unwrap_or_default();
     let name = text_of(&message["name"]);
     let content = text_of(&message["content"]).unwrap_or_default();
@@ -59,7 +59,7 @@ fn line(message: &Value, tz: Tz, time_format: &str) -> Line {
         };
     }
     let author = name.unwrap_or_else(|| match kind {
-        "visitor" => "Visitor".to_string(),
+        "visitor" => visitor.to_string(),
         "agent" if trigger.is_some() => "Automatic message".to_string(),
         "agent" => "Agent".to_string(),
         "bot" => "Bot".to_string(),
@@ -74,14 +74,23 @@ fn line(message: &Value, tz: Tz, time_format: &str) -> Line {
     }
 }
 
-/// Renders `messages` (a JSON array) as a transcript.
-pub fn render(messages: &Value, format: Format, tz: Tz, time_format: &str) -> String {
-    let Some(list) = messages.as_array() else {
-        return String::new();
+/// Renders `messages` (a JSON array, or one message object) as a transcript; visitor
+/// messages without a name are signed `visitor`.
+pub fn render(
+    messages: &Value,
+    format: Format,
+    tz: Tz,
+    time_format: &str,
+    visitor: &str,
+) -> String {
+    let list = match messages {
+        Value::Array(list) => list.as_slice(),
+        Value::Object(_) => std::slice::from_ref(messages),
+        _ => return String::new(),
     };
     let mut out = String::with_capacity(list.len() * 64);
     for message in list {
-        let l = line(message, tz, time_format);
+        let l = line(message, tz, time_format, visitor);
         match format {
             Format::Text => text_line(&mut out, &l),
             Format::Html => html_line(&mut out, &l),
@@ -153,7 +162,13 @@ mod tests {
 
     #[test]
     fn text_transcript_names_authors_and_events() {
-        let t = render(&doc_messages(), Format::Text, Tz::UTC, "%H:%M:%S");
+        let t = render(
+            &doc_messages(),
+            Format::Text,
+            Tz::UTC,
+            "%H:%M:%S",
+            "Visitor",
+        );
         assert!(t.contains("[15:33:59] Visitor: Hello"), "{t}");
         assert!(t.contains("* John Doe joined"), "{t}");
         assert!(t.contains("(automatic, trigger \"Test Trigger\") Automatic message: This is triggered message"), "{t}");
@@ -162,7 +177,7 @@ mod tests {
 
     #[test]
     fn html_transcript_escapes_visitor_text() {
-        let t = render(&doc_messages(), Format::Html, Tz::UTC, "%H:%M");
+        let t = render(&doc_messages(), Format::Html, Tz::UTC, "%H:%M", "Visitor");
         assert!(t.contains("&lt;b&gt;Eve&lt;/b&gt;"), "{t}");
         assert!(t.contains("a&lt;b<br>c"), "{t}");
         assert!(!t.contains("<b>"), "{t}");
@@ -171,6 +186,7 @@ mod tests {
             Format::Html,
             "Europe/Prague".parse().unwrap(),
             "%H:%M",
+            "Dusan",
         );
         assert!(prague.contains("<small>16:33</small>"), "{prague}");
     }

@@ -272,7 +272,11 @@ impl Zendesk {
             } else {
                 "created"
             };
-            return Ok(self.delivered(&response, id, last, how));
+            let delivered = self.delivered(&response, id, last, how);
+            if self.settings.public && self.settings.mode == ZendeskMode::Create {
+                self.add_context_comment(&context, id).await?;
+            }
+            return Ok(delivered);
         }
         if response::is_idempotency_conflict(&response) {
             if let Some((found, id)) = self.lookup(key).await? {
@@ -280,6 +284,24 @@ impl Zendesk {
             }
         }
         Err(response::failure(&response, "the new ticket"))
+    }
+
+    /// Adds the visitor's context as an internal comment (the first comment was public).
+    /// A retry re-creates through the idempotency key, which returns the same ticket.
+    async fn add_context_comment(&self, context: &Context, id: i64) -> Result<(), DeliveryError> {
+        let body = self
+            .shared
+            .renderer
+            .render(&self.settings.context_template, context)?;
+        let request = self.request("PUT", &format!("/api/v2/tickets/{id}"), body, None);
+        let response = self.call(&request).await?;
+        if (200..300).contains(&response.status) {
+            return Ok(());
+        }
+        Err(response::failure(
+            &response,
+            &format!("the context comment of ticket {id}"),
+        ))
     }
 
     async fn update(&self, job: &Job<'_>, ticket: Ticket) -> Result<Delivered, DeliveryError> {
