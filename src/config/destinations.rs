@@ -13,7 +13,7 @@ pub enum DestinationSettings {
     /// Write the rendered body to a folder, one file per delivery.
     File(FileSettings),
     /// Create (or update) a Zendesk ticket per conversation.
-    Zendesk(ZendeskSettings),
+    Zendesk(Box<ZendeskSettings>),
 }
 
 impl DestinationSettings {
