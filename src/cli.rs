@@ -1,7 +1,7 @@
 //! Command line: `serve`, `check` and `render`. Every subcommand takes `--config PATH`.
 
 use crate::app::{prepare, Application, Prepared};
-use crate::destinations::{context_for, idempotency_key, Destination, Job, Request};
+use crate::destinations::{context_for, idempotency_key, Destination, Job, Progress, Request};
 use crate::smartsupp::{Identity, Stored};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -81,6 +81,7 @@ fn requests_for(destination: &dyn Destination, raw: &[u8]) -> anyhow::Result<Vec
     };
     let context = context_for(destination, raw, &stored)?;
     let key = idempotency_key(&stored, destination.name());
+    let progress = Progress::default();
     let job = Job {
         context: &context,
         conversation: &stored,
@@ -88,6 +89,7 @@ fn requests_for(destination: &dyn Destination, raw: &[u8]) -> anyhow::Result<Vec
         result: None,
         previous: None,
         attempts: 0,
+        progress: &progress,
     };
     Ok(destination.requests(&job)?)
 }

@@ -43,6 +43,8 @@ pub enum AttemptOutcome {
     Retry,
     /// Failed for good.
     Dead,
+    /// Not attempted: the destination is parked.
+    Deferred,
 }
 
 /// Upper bounds (seconds) of the attempt duration histogram.
@@ -53,6 +55,7 @@ struct DestinationMetrics {
     done: AtomicU64,
     retry: AtomicU64,
     dead: AtomicU64,
+    deferred: AtomicU64,
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_micros: AtomicU64,
@@ -92,6 +95,7 @@ impl Metrics {
             AttemptOutcome::Done => &m.done,
             AttemptOutcome::Retry => &m.retry,
             AttemptOutcome::Dead => &m.dead,
+            AttemptOutcome::Deferred => &m.deferred,
         }
         .fetch_add(1, Relaxed);
         for (i, bound) in BUCKETS.iter().enumerate() {
@@ -129,7 +133,12 @@ impl Metrics {
         writeln!(out, "# TYPE deskbridge_delivery_attempts_total counter")?;
         for name in &names {
             let m = &self.destinations[*name];
-            for (label, n) in [("done", &m.done), ("retry", &m.retry), ("dead", &m.dead)] {
+            for (label, n) in [
+                ("done", &m.done),
+                ("retry", &m.retry),
+                ("dead", &m.dead),
+                ("deferred", &m.deferred),
+            ] {
                 let n = n.load(Relaxed);
                 writeln!(out, "deskbridge_delivery_attempts_total{{destination=\"{name}\",outcome=\"{label}\"}} {n}")?;
             }

@@ -35,6 +35,24 @@ pub struct Job<'a> {
     pub previous: Option<&'a str>,
     /// Attempts made before this one.
     pub attempts: i64,
+    /// Where a destination of several steps records what it has done so far (JSON); kept
+    /// with the delivery whatever the outcome, and given back as `result` next time.
+    pub progress: &'a Progress,
+}
+
+/// Progress of a multi-step delivery, written by the destination during an attempt.
+#[derive(Debug, Default)]
+pub struct Progress(std::sync::Mutex<Option<String>>);
+
+impl Progress {
+    /// Records what has been done so far.
+    pub fn set(&self, value: String) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(value);
+    }
+    /// What was recorded, if anything.
+    pub fn take(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
 }
 
 /// One outgoing request, as rendered.
@@ -91,6 +109,15 @@ pub enum DeliveryError {
         /// Start of the response body.
         excerpt: Option<String>,
     },
+    /// Not attempted now (the destination is parked, e.g. a daily quota is used up): try at
+    /// the given time without counting an attempt.
+    #[error("{reason}")]
+    Deferred {
+        /// Why, in words.
+        reason: String,
+        /// How long to wait.
+        wait: Duration,
+    },
     /// Trying again will not help until someone changes something.
     #[error("{reason}")]
     Permanent {
@@ -118,12 +145,14 @@ impl DeliveryError {
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Retryable { status, .. } | Self::Permanent { status, .. } => *status,
+            Self::Deferred { .. } => None,
         }
     }
     /// Response excerpt of the failed attempt, if any.
     pub fn excerpt(&self) -> Option<&str> {
         match self {
             Self::Retryable { excerpt, .. } | Self::Permanent { excerpt, .. } => excerpt.as_deref(),
+            Self::Deferred { .. } => None,
         }
     }
 }

@@ -115,6 +115,9 @@ pub enum Next {
     Retry(i64),
     /// Given up; kept for replay.
     Dead,
+    /// Not attempted (the destination is parked): due again at this epoch ms, and the
+    /// attempt does not count against the retry schedule.
+    Defer(i64),
 }
 
 /// Counts for metrics and readiness.

@@ -357,18 +357,27 @@ fn record(
         a.excerpt,
         a.error
     ])?;
-    let (state, due) = match next {
-        Next::Done => ("done", None),
-        Next::Dead => ("dead", None),
-        Next::Retry(at) => ("pending", Some(at)),
+    let (state, due, counted) = match next {
+        Next::Done => ("done", None, 1),
+        Next::Dead => ("dead", None, 1),
+        Next::Retry(at) => ("pending", Some(at), 1),
+        Next::Defer(at) => ("pending", Some(at), 0),
     };
     conn.prepare_cached(
-        "UPDATE deliveries SET attempts = attempts + 1, state = ?2,
+        "UPDATE deliveries SET attempts = attempts + ?7, state = ?2,
              next_attempt_at = COALESCE(?3, next_attempt_at), lease_until = NULL,
              last_error = ?4, result = COALESCE(?5, result), updated_at = ?6
          WHERE id = ?1",
     )?
-    .execute(params![delivery, state, due, a.error, result, now_ms()])?;
+    .execute(params![
+        delivery,
+        state,
+        due,
+        a.error,
+        result,
+        now_ms(),
+        counted
+    ])?;
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 
 use super::backoff;
 use crate::destinations::{
-    context_for, idempotency_key, Delivered, DeliveryError, Destination, Job,
+    context_for, idempotency_key, Delivered, DeliveryError, Destination, Job, Progress,
 };
 use crate::metrics::{AttemptOutcome, Metrics};
 use crate::store::{now_ms, AttemptRecord, Claimed, Next, Store};
@@ -25,7 +25,8 @@ pub async fn attempt(
 ) {
     let started_at = now_ms();
     let clock = Instant::now();
-    let outcome = deliver(destination, &claimed).await;
+    let progress = Progress::default();
+    let outcome = deliver(destination, &claimed, &progress).await;
     let elapsed = clock.elapsed();
     let attempts = claimed.attempts + 1;
     let mut record = AttemptRecord {
@@ -48,27 +49,49 @@ pub async fn attempt(
             record.status = error.status();
             record.excerpt = error.excerpt().map(str::to_string);
             record.error = Some(error.to_string());
-            let retry_after = match &error {
-                DeliveryError::Retryable { retry_after, .. } => Some(*retry_after),
+            let delay = match &error {
+                DeliveryError::Retryable { retry_after, .. } => {
+                    backoff::next_delay(attempts, schedule, *retry_after, fastrand::f64())
+                }
+                DeliveryError::Deferred { wait, .. } => {
+                    tracing::warn!(error = %error, wait_ms = wait.as_millis() as u64, "not attempted; deferred");
+                    let at = now_ms() + wait.as_millis() as i64;
+                    metrics.attempt(
+                        destination.name(),
+                        AttemptOutcome::Deferred,
+                        elapsed.as_secs_f64(),
+                    );
+                    record_or_warn(store, claimed.id, record, Next::Defer(at), progress.take())
+                        .await;
+                    return;
+                }
                 DeliveryError::Permanent { .. } => None,
             };
-            let delay = retry_after
-                .and_then(|ra| backoff::next_delay(attempts, schedule, ra, fastrand::f64()));
             match delay {
                 Some(wait) => {
                     tracing::warn!(error = %error, retry_in_ms = wait.as_millis() as u64, "attempt failed; will retry");
                     let at = now_ms() + wait.as_millis() as i64;
-                    (Next::Retry(at), None, AttemptOutcome::Retry)
+                    (Next::Retry(at), progress.take(), AttemptOutcome::Retry)
                 }
                 None => {
                     tracing::error!(error = %error, "delivery is dead; fix the cause and replay it");
-                    (Next::Dead, None, AttemptOutcome::Dead)
+                    (Next::Dead, progress.take(), AttemptOutcome::Dead)
                 }
             }
         }
     };
     metrics.attempt(destination.name(), metric, elapsed.as_secs_f64());
-    if let Err(e) = store.record(claimed.id, record, next, result).await {
+    record_or_warn(store, claimed.id, record, next, result).await;
+}
+
+async fn record_or_warn(
+    store: &Store,
+    id: i64,
+    record: AttemptRecord,
+    next: Next,
+    result: Option<String>,
+) {
+    if let Err(e) = store.record(id, record, next, result).await {
         // The lease runs out and the delivery is attempted again: at least once, never lost.
         tracing::error!(error = %e, "cannot record the attempt; the delivery will be retried when its lease ends");
     }
@@ -77,6 +100,7 @@ pub async fn attempt(
 async fn deliver(
     destination: &dyn Destination,
     claimed: &Claimed,
+    progress: &Progress,
 ) -> Result<Delivered, DeliveryError> {
     let context = context_for(destination, &claimed.raw, &claimed.conversation).map_err(|e| {
         DeliveryError::Permanent {
@@ -93,6 +117,7 @@ async fn deliver(
         result: claimed.result.as_deref(),
         previous: claimed.previous.as_deref(),
         attempts: claimed.attempts,
+        progress,
     };
     destination.deliver(&job).await
 }
