@@ -274,6 +274,40 @@ pub fn looks_like_email(text: &str) -> bool {
         && !domain.contains('@')
 }
 
+/// The latest `sentAt` among the context's messages.
+pub fn last_sent_at(context: &Value) -> Option<i64> {
+    context["messages"]
+        .as_array()?
+        .iter()
+        .filter_map(|m| m["sentAt"].as_i64())
+        .max()
+}
+
+/// The context's messages sent after `after` (all of them when `after` is unknown).
+pub fn messages_after(context: &Value, after: Option<i64>) -> Vec<Value> {
+    context["messages"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter(|m| match (after, m["sentAt"].as_i64()) {
+                    (Some(last), Some(sent)) => sent > last,
+                    _ => true,
+                })
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// First name and last name from a full name: the first word, and the rest.
+pub fn split_name(full: &str) -> (String, String) {
+    let full = full.trim();
+    match full.split_once(char::is_whitespace) {
+        Some((first, rest)) => (first.to_string(), rest.trim().to_string()),
+        None => (full.to_string(), String::new()),
+    }
+}
+
 fn meta(root: &Map<String, Value>, stored: &Stored) -> Value {
     let visitor = &root["visitor"];
     let name = non_empty(&visitor["name"]);
@@ -283,8 +317,11 @@ fn meta(root: &Map<String, Value>, stored: &Stored) -> Value {
         .or_else(|| email.clone())
         .or_else(|| non_empty(&visitor["id"]).map(|id| format!("Visitor #{id}")))
         .unwrap_or_else(|| "Anonymous visitor".to_string());
+    let (first_name, last_name) = split_name(name.as_deref().unwrap_or(""));
     serde_json::json!({
         "key": stored.key,
+        "firstName": first_name,
+        "lastName": last_name,
         "version": stored.version,
         "kind": kind(root),
         "visitorName": display,
@@ -298,6 +335,17 @@ fn meta(root: &Map<String, Value>, stored: &Stored) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_split_into_first_and_rest() {
+        assert_eq!(split_name("Dusan Kmet"), ("Dusan".into(), "Kmet".into()));
+        assert_eq!(split_name(" Cher "), ("Cher".into(), String::new()));
+        assert_eq!(
+            split_name("Anna Maria  de la Cruz"),
+            ("Anna".into(), "Maria  de la Cruz".into())
+        );
+        assert_eq!(split_name(""), (String::new(), String::new()));
+    }
 
     #[test]
     fn identity_accepts_numbers_and_strings() {

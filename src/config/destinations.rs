@@ -14,6 +14,8 @@ pub enum DestinationSettings {
     File(FileSettings),
     /// Create (or update) a Zendesk ticket per conversation.
     Zendesk(Box<ZendeskSettings>),
+    /// Upsert the HubSpot contact, create a ticket and a transcript note.
+    Hubspot(Box<HubspotSettings>),
 }
 
 impl DestinationSettings {
@@ -23,6 +25,7 @@ impl DestinationSettings {
             Self::Webhook(w) => w.when.as_deref(),
             Self::File(f) => f.when.as_deref(),
             Self::Zendesk(z) => z.when.as_deref(),
+            Self::Hubspot(h) => h.when.as_deref(),
         }
     }
 
@@ -32,6 +35,7 @@ impl DestinationSettings {
             Self::Webhook(w) => &w.template,
             Self::File(f) => &f.template,
             Self::Zendesk(z) => &z.template,
+            Self::Hubspot(h) => &h.ticket_template,
         }
     }
 
@@ -43,6 +47,11 @@ impl DestinationSettings {
                 ("update_template", &z.update_template),
                 ("context_template", &z.context_template),
                 ("import_template", &z.import_template),
+            ],
+            Self::Hubspot(h) => vec![
+                ("contact_template", &h.contact_template),
+                ("ticket_template", &h.ticket_template),
+                ("note_template", &h.note_template),
             ],
             other => vec![("template", other.template())],
         }
@@ -198,5 +207,144 @@ fn default_type() -> PerKind {
         chat: "question".into(),
         missed: "question".into(),
         offline: "question".into(),
+    }
+}
+
+/// `kind: hubspot`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubspotSettings {
+    /// Handlebars expression; the destination gets a conversation when it renders `true`.
+    pub when: Option<String>,
+    /// Template of the contact's properties.
+    #[serde(default = "hubspot_contact")]
+    pub contact_template: String,
+    /// Template of the ticket's properties.
+    #[serde(default = "hubspot_ticket")]
+    pub ticket_template: String,
+    /// Template of the note's properties.
+    #[serde(default = "hubspot_note")]
+    pub note_template: String,
+    /// API host (tests, proxies).
+    #[serde(default = "hubapi")]
+    pub base_url: String,
+    /// Private app or service key access token (Bearer).
+    pub access_token: Option<Secret>,
+    /// `2026-03` (date-versioned paths) or `v3` (the legacy family).
+    #[serde(default = "hubspot_version")]
+    pub api_version: String,
+    /// Which objects to write, in order.
+    #[serde(default = "hubspot_objects")]
+    pub create: Vec<HubspotObject>,
+    /// Ticket pipeline id by conversation kind.
+    #[serde(default = "hubspot_pipeline")]
+    pub pipeline: PerKind,
+    /// Ticket pipeline stage id by conversation kind.
+    #[serde(default = "hubspot_stage")]
+    pub stage: PerKind,
+    /// Ticket priority by conversation kind (LOW, MEDIUM, HIGH, URGENT).
+    #[serde(default = "hubspot_priority")]
+    pub priority: PerKind,
+    /// Owner of created tickets.
+    pub owner_id: Option<String>,
+    /// A custom ticket property that holds the conversation key: a ticket whose creation had
+    /// an unknown outcome is searched by it before being created again.
+    pub conversation_key_property: Option<String>,
+    /// Time zone of times in transcripts (IANA name).
+    #[serde(default = "utc")]
+    pub time_zone: String,
+    /// Most requests per period, e.g. `100/10s`.
+    #[serde(default = "hubspot_rate")]
+    pub rate_limit: RateLimit,
+}
+
+/// A HubSpot object deskbridge can write.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HubspotObject {
+    /// Upserted by email.
+    Contact,
+    /// Created once per conversation.
+    Ticket,
+    /// The transcript; one per version.
+    Note,
+}
+
+/// `N/period`, e.g. `100/10s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests allowed per period.
+    pub requests: u32,
+    /// The period.
+    pub per: std::time::Duration,
+}
+
+impl RateLimit {
+    /// Parses `N/duration`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let invalid = || format!("invalid rate {text:?} (write e.g. 100/10s)");
+        let (n, per) = text.split_once('/').ok_or_else(invalid)?;
+        let requests: u32 = n.trim().parse().map_err(|_| invalid())?;
+        let per = HumanDuration::parse(per).map_err(|_| invalid())?.0;
+        if requests == 0 || per.is_zero() {
+            return Err(invalid());
+        }
+        Ok(Self { requests, per })
+    }
+}
+
+impl<'de> Deserialize<'de> for RateLimit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+fn hubspot_contact() -> String {
+    "hubspot/contact.json.hbs".into()
+}
+fn hubspot_ticket() -> String {
+    "hubspot/ticket.json.hbs".into()
+}
+fn hubspot_note() -> String {
+    "hubspot/note.json.hbs".into()
+}
+fn hubapi() -> String {
+    "https://api.hubapi.com".into()
+}
+fn hubspot_version() -> String {
+    "2026-03".into()
+}
+fn hubspot_objects() -> Vec<HubspotObject> {
+    vec![
+        HubspotObject::Contact,
+        HubspotObject::Ticket,
+        HubspotObject::Note,
+    ]
+}
+fn same(value: &str) -> PerKind {
+    PerKind {
+        chat: value.into(),
+        missed: value.into(),
+        offline: value.into(),
+    }
+}
+fn hubspot_pipeline() -> PerKind {
+    same("0")
+}
+fn hubspot_stage() -> PerKind {
+    same("1")
+}
+fn hubspot_priority() -> PerKind {
+    PerKind {
+        chat: "LOW".into(),
+        missed: "HIGH".into(),
+        offline: "MEDIUM".into(),
+    }
+}
+fn hubspot_rate() -> RateLimit {
+    RateLimit {
+        requests: 100,
+        per: std::time::Duration::from_secs(10),
     }
 }

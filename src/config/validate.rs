@@ -1,7 +1,7 @@
 //! Checks that typed settings make sense together; each problem names its key.
 
 use super::load::Problems;
-use super::{DestinationSettings, Settings, ZendeskSettings};
+use super::{DestinationSettings, HubspotSettings, Settings, ZendeskSettings};
 
 /// Records every problem of `settings` in `out`.
 pub fn validate(settings: &Settings, out: &mut Problems) {
@@ -105,6 +105,7 @@ pub fn validate(settings: &Settings, out: &mut Problems) {
                 }
             }
             DestinationSettings::Zendesk(z) => zendesk(&at, z, out),
+            DestinationSettings::Hubspot(h) => hubspot(&at, h, out),
         }
     }
 }
@@ -178,6 +179,65 @@ fn zendesk(at: &str, z: &ZendeskSettings, out: &mut Problems) {
             out.add(
                 &format!("{at}.type.{kind}"),
                 format!("{value:?} is not problem, incident, question or task"),
+            );
+        }
+    }
+}
+
+fn hubspot(at: &str, h: &HubspotSettings, out: &mut Problems) {
+    if h.access_token
+        .as_ref()
+        .is_none_or(|t| t.expose().trim().is_empty())
+    {
+        out.add(
+            &format!("{at}.access_token"),
+            "a private app access token is required",
+        );
+    }
+    if !matches!(reqwest::Url::parse(&h.base_url), Ok(u) if matches!(u.scheme(), "http" | "https"))
+    {
+        out.add(
+            &format!("{at}.base_url"),
+            format!("{:?} is not an http(s) URL", h.base_url),
+        );
+    }
+    let version_ok = h.api_version == "v3"
+        || (h.api_version.len() == 7
+            && h.api_version.as_bytes()[4] == b'-'
+            && h.api_version.chars().filter(|c| c.is_ascii_digit()).count() == 6);
+    if !version_ok {
+        out.add(
+            &format!("{at}.api_version"),
+            format!(
+                "{:?} is not v3 or a date version such as 2026-03",
+                h.api_version
+            ),
+        );
+    }
+    if h.create.is_empty() {
+        out.add(
+            &format!("{at}.create"),
+            "name at least one of contact, ticket, note",
+        );
+    }
+    if h.time_zone.parse::<chrono_tz::Tz>().is_err() {
+        out.add(
+            &format!("{at}.time_zone"),
+            format!(
+                "unknown time zone {:?} (use an IANA name such as Europe/Prague)",
+                h.time_zone
+            ),
+        );
+    }
+    for (kind, value) in [
+        ("chat", &h.priority.chat),
+        ("missed", &h.priority.missed),
+        ("offline", &h.priority.offline),
+    ] {
+        if !["LOW", "MEDIUM", "HIGH", "URGENT"].contains(&value.as_str()) {
+            out.add(
+                &format!("{at}.priority.{kind}"),
+                format!("{value:?} is not LOW, MEDIUM, HIGH or URGENT"),
             );
         }
     }

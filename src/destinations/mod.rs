@@ -3,6 +3,8 @@
 
 pub mod file;
 pub mod http;
+pub mod hubspot;
+pub mod pacing;
 pub mod signing;
 pub mod webhook;
 pub mod zendesk;
@@ -234,6 +236,9 @@ pub fn build_all(settings: &Settings, shared: &Shared) -> Vec<Arc<dyn Destinatio
             }
             DestinationSettings::Zendesk(z) => {
                 Arc::new(zendesk::Zendesk::new(name, z, shared.clone()))
+            }
+            DestinationSettings::Hubspot(h) => {
+                Arc::new(hubspot::Hubspot::new(name, h, shared.clone()))
             }
         };
         out.push(destination);

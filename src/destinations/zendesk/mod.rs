@@ -50,13 +50,8 @@ impl Ticket {
     }
 }
 
-/// The latest `sentAt` of the conversation's messages.
 fn last_sent_at(context: &Context) -> Option<i64> {
-    context.data()["messages"]
-        .as_array()?
-        .iter()
-        .filter_map(|m| m["sentAt"].as_i64())
-        .max()
+    crate::smartsupp::last_sent_at(context.data())
 }
 
 impl Zendesk {
@@ -128,18 +123,7 @@ impl Zendesk {
     fn update_request(&self, context: &Context, ticket: Ticket) -> Result<Request, RenderError> {
         let mut context = context.clone();
         let data = context.data_mut();
-        let new_messages: Vec<Value> = data["messages"]
-            .as_array()
-            .map(|all| {
-                all.iter()
-                    .filter(|m| match (ticket.last_sent_at, m["sentAt"].as_i64()) {
-                        (Some(last), Some(sent)) => sent > last,
-                        _ => true,
-                    })
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
+        let new_messages = crate::smartsupp::messages_after(data, ticket.last_sent_at);
         data["update"] = json!({ "ticketId": ticket.id, "messages": new_messages });
         let body = self
             .shared

@@ -1,0 +1,423 @@
+//! `kind: hubspot`: the visitor's contact upserted by email, a ticket associated to it, and the
+//! transcript as a note associated to both, in steps that are safe to retry. The id of each
+//! completed step is kept with the delivery, so a retry continues after the last completed
+//! step; a later version of the conversation adds a note to the same contact and ticket.
+
+mod response;
+
+use super::http::{self, Exchange};
+use super::pacing::Pacer;
+use super::{BoxFuture, Delivered, DeliveryError, Destination, Job, Request, Shared};
+use crate::config::{HubspotObject, HubspotSettings};
+use crate::render::RenderError;
+use crate::smartsupp;
+use handlebars::Context;
+use response::Limit;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Longest `hs_note_body` HubSpot stores, in characters.
+pub const NOTE_LIMIT: usize = 65_536;
+/// Association type ids (HubSpot-defined).
+const TICKET_TO_CONTACT: u32 = 16;
+const NOTE_TO_CONTACT: u32 = 202;
+const NOTE_TO_TICKET: u32 = 228;
+/// Stand-ins for ids in `render` output, where nothing has been created.
+const CONTACT_PLACEHOLDER: &str = "<contact id>";
+const TICKET_PLACEHOLDER: &str = "<ticket id>";
+
+/// What the steps have written so far.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+struct State {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contact_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ticket_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_sent_at: Option<i64>,
+}
+
+impl State {
+    fn parse(text: Option<&str>) -> Option<Self> {
+        serde_json::from_str(text?).ok()
+    }
+    fn json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A HubSpot destination.
+pub struct Hubspot {
+    name: String,
+    settings: HubspotSettings,
+    authorization: String,
+    shared: Shared,
+    pacer: Pacer,
+    parked_until: Mutex<Option<Instant>>,
+}
+
+fn association(id: &str, type_id: u32) -> Value {
+    json!({
+        "to": { "id": id },
+        "types": [{ "associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id }]
+    })
+}
+
+/// Time left until the next midnight UTC, when HubSpot's daily quota is assumed to reset.
+fn until_midnight_utc() -> Duration {
+    let now = chrono::Utc::now();
+    let next = (now.date_naive() + chrono::Days::new(1))
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc());
+    next.and_then(|t| (t - now).to_std().ok())
+        .unwrap_or(Duration::from_secs(3600))
+}
+
+/// Cuts an HTML note body to HubSpot's limit at a paragraph end, with a visible notice.
+fn fit_note(body: &str) -> String {
+    if body.chars().count() <= NOTE_LIMIT {
+        return body.to_string();
+    }
+    let notice = "<p><em>[The transcript is longer than a HubSpot note can hold; the rest was cut. The whole conversation is kept in deskbridge.]</em></p>";
+    let room = NOTE_LIMIT - notice.chars().count();
+    let cut: String = body.chars().take(room).collect();
+    let end = cut.rfind("</p>").map(|i| i + 4).unwrap_or(cut.len());
+    format!("{}{notice}", &cut[..end])
+}
+
+impl Hubspot {
+    /// Builds the destination; the settings were validated with the configuration.
+    pub fn new(name: &str, settings: &HubspotSettings, shared: Shared) -> Self {
+        let token = settings
+            .access_token
+            .as_ref()
+            .map(|t| t.expose())
+            .unwrap_or("");
+        Self {
+            name: name.to_string(),
+            settings: settings.clone(),
+            authorization: format!("Bearer {token}"),
+            shared,
+            pacer: Pacer::new(settings.rate_limit),
+            parked_until: Mutex::new(None),
+        }
+    }
+
+    fn wants(&self, object: HubspotObject) -> bool {
+        self.settings.create.contains(&object)
+    }
+
+    /// `/crm/v3/objects/{object}…` or `/crm/objects/{version}/{object}…`.
+    fn url(&self, object: &str, suffix: &str) -> String {
+        let base = self.settings.base_url.trim_end_matches('/');
+        match self.settings.api_version.as_str() {
+            "v3" => format!("{base}/crm/v3/objects/{object}{suffix}"),
+            v => format!("{base}/crm/objects/{v}/{object}{suffix}"),
+        }
+    }
+
+    fn request(&self, url: String, body: Value) -> Request {
+        Request {
+            method: "POST".into(),
+            url,
+            headers: vec![
+                ("content-type".into(), "application/json".into(), false),
+                ("authorization".into(), self.authorization.clone(), true),
+            ],
+            body: body.to_string(),
+        }
+    }
+
+    /// Renders a properties template: a JSON object whose values are sent as strings; empty
+    /// and null values are left out, so a blank never erases what the CRM holds.
+    fn properties(
+        &self,
+        template: &str,
+        context: &Context,
+    ) -> Result<Map<String, Value>, RenderError> {
+        let text = self.shared.renderer.render(template, context)?;
+        let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&text) else {
+            return Err(RenderError::InvalidJson {
+                name: template.to_string(),
+                message: "must render a JSON object of properties".into(),
+            });
+        };
+        Ok(map
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let text = match v {
+                    Value::Null => return None,
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (!text.is_empty()).then_some((k, Value::String(text)))
+            })
+            .collect())
+    }
+
+    fn contact_request(&self, context: &Context, email: &str) -> Result<Request, RenderError> {
+        let properties = self.properties(&self.settings.contact_template, context)?;
+        let body =
+            json!({ "inputs": [{ "idProperty": "email", "id": email, "properties": properties }] });
+        Ok(self.request(self.url("contacts", "/batch/upsert"), body))
+    }
+
+    fn ticket_request(
+        &self,
+        context: &Context,
+        contact: Option<&str>,
+    ) -> Result<Request, RenderError> {
+        let properties = self.properties(&self.settings.ticket_template, context)?;
+        let associations: Vec<Value> = contact
+            .map(|c| association(c, TICKET_TO_CONTACT))
+            .into_iter()
+            .collect();
+        Ok(self.request(
+            self.url("tickets", ""),
+            json!({ "properties": properties, "associations": associations }),
+        ))
+    }
+
+    /// The note's context: `update.messages` holds the messages the note carries (those new
+    /// since `previous` for a later version, else all).
+    fn note_context(&self, context: &Context, previous: Option<&State>) -> Context {
+        let mut context = context.clone();
+        let data = context.data_mut();
+        let after = previous.and_then(|p| p.last_sent_at);
+        data["update"] = json!({
+            "isUpdate": previous.is_some(),
+            "messages": smartsupp::messages_after(data, after),
+        });
+        context
+    }
+
+    fn note_request(
+        &self,
+        context: &Context,
+        contact: Option<&str>,
+        ticket: Option<&str>,
+    ) -> Result<Request, RenderError> {
+        let mut properties = self.properties(&self.settings.note_template, context)?;
+        if let Some(Value::String(body)) = properties.get_mut("hs_note_body") {
+            *body = fit_note(body);
+        }
+        let mut associations = Vec::new();
+        if let Some(c) = contact {
+            associations.push(association(c, NOTE_TO_CONTACT));
+        }
+        if let Some(t) = ticket {
+            associations.push(association(t, NOTE_TO_TICKET));
+        }
+        Ok(self.request(
+            self.url("notes", ""),
+            json!({ "properties": properties, "associations": associations }),
+        ))
+    }
+
+    fn search_request(&self, property: &str, key: &str) -> Request {
+        let body = json!({
+            "filterGroups": [{ "filters": [{ "propertyName": property, "operator": "EQ", "value": key }] }],
+            "properties": ["subject"],
+            "limit": 1
+        });
+        self.request(self.url("tickets", "/search"), body)
+    }
+
+    fn parked(&self) -> Option<Duration> {
+        let until = (*self.parked_until.lock().unwrap_or_else(|p| p.into_inner()))?;
+        until.checked_duration_since(Instant::now())
+    }
+
+    /// Sends one request within the pacing limit; answers other than 2xx become errors.
+    async fn send(&self, request: &Request, what: &str) -> Result<Exchange, DeliveryError> {
+        if let Some(wait) = self.parked() {
+            return Err(DeliveryError::Deferred {
+                reason: "HubSpot's daily quota is used up; the destination is parked".into(),
+                wait,
+            });
+        }
+        self.pacer.acquire().await;
+        let response = http::exchange(&self.shared.client, request).await?;
+        if (200..300).contains(&response.status) {
+            return Ok(response);
+        }
+        if response.status != 429 {
+            return Err(response::failure(&response, what));
+        }
+        match response::rate_limit(&response, until_midnight_utc()) {
+            Limit::Daily(wait) => {
+                *self.parked_until.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(Instant::now() + wait);
+                tracing::warn!(destination = %self.name, parked_for_s = wait.as_secs(), "HubSpot daily quota used up; destination parked until it resets");
+                Err(DeliveryError::Deferred {
+                    reason: format!(
+                        "HubSpot daily quota used up (429 DAILY) at {what}; parked for {}s",
+                        wait.as_secs()
+                    ),
+                    wait,
+                })
+            }
+            Limit::Wait(wait) => Err(DeliveryError::Retryable {
+                reason: format!("HubSpot rate limit (429) at {what}"),
+                status: Some(429),
+                retry_after: Some(wait),
+                excerpt: http::excerpt(&response.body),
+            }),
+        }
+    }
+
+    fn missing_id(response: &Exchange, what: &str) -> DeliveryError {
+        let reason = match response::batch_error(&response.body) {
+            Some(message) => format!("HubSpot refused {what}: {message}"),
+            None => format!("HubSpot's answer to {what} has no id"),
+        };
+        DeliveryError::Permanent {
+            reason,
+            status: Some(response.status),
+            excerpt: http::excerpt(&response.body),
+        }
+    }
+
+    async fn run(&self, job: &Job<'_>) -> Result<Delivered, DeliveryError> {
+        let previous = State::parse(job.previous);
+        let mut state = State::parse(job.result).unwrap_or_default();
+        if let Some(prev) = &previous {
+            state.contact_id = state.contact_id.or(prev.contact_id.clone());
+            state.ticket_id = state.ticket_id.or(prev.ticket_id.clone());
+        }
+        let data = job.context.data();
+        let email = (data["meta"]["hasEmail"] == true)
+            .then(|| data["visitor"]["email"].as_str())
+            .flatten();
+        let mut last: Option<Exchange> = None;
+
+        if self.wants(HubspotObject::Contact) && state.contact_id.is_none() {
+            if let Some(email) = email {
+                let response = self
+                    .send(
+                        &self.contact_request(job.context, email)?,
+                        "the contact upsert",
+                    )
+                    .await?;
+                let id = response::first_result_id(&response.body)
+                    .ok_or_else(|| Self::missing_id(&response, "the contact upsert"))?;
+                state.contact_id = Some(id);
+                job.progress.set(state.json());
+                last = Some(response);
+            }
+        }
+        if self.wants(HubspotObject::Ticket) && state.ticket_id.is_none() {
+            // An earlier attempt may have created the ticket without hearing the answer.
+            if let (true, Some(property)) =
+                (job.attempts > 0, &self.settings.conversation_key_property)
+            {
+                let response = self
+                    .send(
+                        &self.search_request(property, &job.conversation.key),
+                        "the ticket search",
+                    )
+                    .await?;
+                state.ticket_id = response::first_result_id(&response.body);
+            }
+            if state.ticket_id.is_none() {
+                let request = self.ticket_request(job.context, state.contact_id.as_deref())?;
+                let response = self.send(&request, "the ticket").await?;
+                let id = response::created_id(&response.body)
+                    .ok_or_else(|| Self::missing_id(&response, "the ticket"))?;
+                state.ticket_id = Some(id);
+                last = Some(response);
+            }
+            job.progress.set(state.json());
+        }
+        if self.wants(HubspotObject::Note) && state.note_id.is_none() {
+            let context = self.note_context(job.context, previous.as_ref());
+            let request = self.note_request(
+                &context,
+                state.contact_id.as_deref(),
+                state.ticket_id.as_deref(),
+            )?;
+            let response = self.send(&request, "the note").await?;
+            let id = response::created_id(&response.body)
+                .ok_or_else(|| Self::missing_id(&response, "the note"))?;
+            state.note_id = Some(id);
+            last = Some(response);
+        }
+        state.last_sent_at = smartsupp::last_sent_at(data);
+        tracing::info!(contact_id = ?state.contact_id, ticket_id = ?state.ticket_id, note_id = ?state.note_id, "HubSpot objects written");
+        Ok(Delivered {
+            status: last.as_ref().map(|r| r.status),
+            excerpt: last.as_ref().and_then(|r| http::excerpt(&r.body)),
+            result: Some(state.json()),
+        })
+    }
+}
+
+impl Destination for Hubspot {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The whole sequence, with stand-ins for the ids that earlier steps would return.
+    fn requests(&self, job: &Job<'_>) -> Result<Vec<Request>, RenderError> {
+        let previous = State::parse(job.previous);
+        let data = job.context.data();
+        let email = (data["meta"]["hasEmail"] == true)
+            .then(|| data["visitor"]["email"].as_str())
+            .flatten();
+        let mut out = Vec::new();
+        let mut contact = previous.as_ref().and_then(|p| p.contact_id.clone());
+        let mut ticket = previous.as_ref().and_then(|p| p.ticket_id.clone());
+        if let (true, None, Some(email)) = (self.wants(HubspotObject::Contact), &contact, email) {
+            out.push(self.contact_request(job.context, email)?);
+            contact = Some(CONTACT_PLACEHOLDER.into());
+        }
+        if self.wants(HubspotObject::Ticket) && ticket.is_none() {
+            out.push(self.ticket_request(job.context, contact.as_deref())?);
+            ticket = Some(TICKET_PLACEHOLDER.into());
+        }
+        if self.wants(HubspotObject::Note) {
+            let context = self.note_context(job.context, previous.as_ref());
+            out.push(self.note_request(&context, contact.as_deref(), ticket.as_deref())?);
+        }
+        Ok(out)
+    }
+
+    fn deliver<'a>(&'a self, job: &'a Job<'a>) -> BoxFuture<'a, Result<Delivered, DeliveryError>> {
+        Box::pin(self.run(job))
+    }
+
+    fn template_vars(&self) -> Map<String, Value> {
+        let s = &self.settings;
+        let mut vars = Map::new();
+        vars.insert("kind".into(), json!("hubspot"));
+        vars.insert("timeZone".into(), json!(s.time_zone));
+        vars.insert("pipeline".into(), json!(s.pipeline));
+        vars.insert("stage".into(), json!(s.stage));
+        vars.insert("priority".into(), json!(s.priority));
+        vars.insert("ownerId".into(), json!(s.owner_id));
+        vars.insert(
+            "conversationKeyProperty".into(),
+            json!(s.conversation_key_property),
+        );
+        vars
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_notes_are_cut_at_a_paragraph_with_a_notice() {
+        let body = "<p>0123456789</p>".repeat(10_000);
+        let fitted = fit_note(&body);
+        assert!(fitted.chars().count() <= NOTE_LIMIT);
+        assert!(fitted.ends_with("deskbridge.]</em></p>"));
+        assert!(fitted.contains("</p><p><em>[The transcript is longer"));
+        assert_eq!(fit_note("<p>short</p>"), "<p>short</p>");
+    }
+}
