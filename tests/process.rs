@@ -324,3 +324,43 @@ fn render_prints_the_request_with_secrets_masked() {
     let body: serde_json::Value = serde_json::from_str(text[body_start..].trim()).unwrap();
     assert_eq!(body["conversation"], "208-55039");
 }
+
+#[test]
+fn check_and_render_work_on_the_example_configs() {
+    for (config, destination, requests) in [
+        ("config/examples/zendesk.yaml", "helpdesk", 1),
+        ("config/examples/hubspot.yaml", "crm", 3),
+    ] {
+        let out = Command::new(BIN)
+            .current_dir(common::repo())
+            .args(["check", "--config", config])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{config}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = Command::new(BIN)
+            .current_dir(common::repo())
+            .args([
+                "render",
+                "--destination",
+                destination,
+                "samples/chat.json",
+                "--config",
+                config,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{config}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text.matches("POST https://").count(), requests, "{text}");
+        assert!(text.contains("authorization: ***"), "{text}");
+        assert!(!text.contains("not-set"), "a secret leaked: {text}");
+    }
+}
