@@ -7,14 +7,26 @@ use crate::store::{now_ms, Ingested, NewConversation};
 use actix_web::{web, HttpRequest, HttpResponse};
 use sha2::{Digest, Sha256};
 
-/// Handles one hook; the answer is 200 only after the conversation is committed.
+/// Handles `/hooks/smartsupp/…`; the answer is 200 only after the conversation is committed.
 pub async fn receive(
     req: HttpRequest,
-    token: web::Path<String>,
     payload: web::Payload,
     state: web::Data<ReceiverState>,
 ) -> Result<HttpResponse, ReceiveError> {
-    let result = accept(&req, &token, payload, &state).await;
+    let token = req
+        .path()
+        .strip_prefix(super::HOOK_PREFIX)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .filter(|t| !t.is_empty() && !t.contains('/'));
+    let Some(token) = token else {
+        return Ok(HttpResponse::NotFound().finish());
+    };
+    if req.method() != actix_web::http::Method::POST {
+        return Ok(HttpResponse::MethodNotAllowed()
+            .insert_header((actix_web::http::header::ALLOW, "POST"))
+            .finish());
+    }
+    let result = accept(&req, token, payload, &state).await;
     match &result {
         Ok((_, outcome)) => state.metrics.hook(*outcome),
         Err(e) => {

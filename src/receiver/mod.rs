@@ -73,9 +73,13 @@ impl ReceiverState {
     }
 }
 
-/// Registers the routes on an actix app.
+/// The hook URL's fixed part; the token follows it.
+const HOOK_PREFIX: &str = "/hooks/smartsupp";
+
+/// Registers the routes on an actix app. The hook is a static prefix whose last segment is
+/// read by the handler: a `{token}` pattern would cost a regex match on every hook.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/hooks/smartsupp/{token}", web::post().to(hook::receive))
+    cfg.service(web::scope(HOOK_PREFIX).default_service(web::to(hook::receive)))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics));

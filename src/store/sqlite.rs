@@ -43,6 +43,7 @@ fn connect(path: &str) -> Result<Connection, StoreError> {
          PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
          PRAGMA busy_timeout = 5000;
+         PRAGMA cache_size = -16384;
          PRAGMA journal_size_limit = 67108864;",
     )
     .map_err(unavailable)?;
@@ -324,6 +325,13 @@ fn claim(
     )?;
     for d in &deliveries {
         lease.execute(params![d.id, lease_until])?;
+    }
+    // A full batch means more is due at once: the lane comes straight back.
+    if deliveries.len() == limit {
+        return Ok(ClaimBatch {
+            next_due: Some(now),
+            deliveries,
+        });
     }
     let next_due = conn
         .prepare_cached(

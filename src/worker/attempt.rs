@@ -8,8 +8,11 @@ use crate::destinations::{
 use crate::metrics::{AttemptOutcome, Metrics};
 use crate::store::{now_ms, AttemptRecord, Claimed, Next, Store};
 use std::time::{Duration, Instant};
+use tokio::sync::OwnedSemaphorePermit;
 
-/// Attempts `claimed` once at `destination` and records the outcome.
+/// Attempts `claimed` once at `destination` and records the outcome. `slot` (one of the
+/// destination's concurrent deliveries) is given back as soon as the destination has answered,
+/// before the outcome is committed.
 #[tracing::instrument(skip_all, fields(
     conversation = %claimed.conversation.key,
     version = claimed.conversation.version,
@@ -22,12 +25,14 @@ pub async fn attempt(
     claimed: Claimed,
     schedule: &[Duration],
     metrics: &Metrics,
+    slot: OwnedSemaphorePermit,
 ) {
     let started_at = now_ms();
     let clock = Instant::now();
     let progress = Progress::default();
     let outcome = deliver(destination, &claimed, &progress).await;
     let elapsed = clock.elapsed();
+    drop(slot);
     let attempts = claimed.attempts + 1;
     let mut record = AttemptRecord {
         started_at,

@@ -16,6 +16,9 @@ const IDLE_POLL: Duration = Duration::from_secs(5);
 const MIN_SLEEP: Duration = Duration::from_millis(5);
 /// Wait after the store failed to answer a claim.
 const STORE_RETRY: Duration = Duration::from_secs(1);
+/// Attempts (sending or recording) per concurrent delivery slot: recording an outcome does
+/// not hold a slot, so a few more attempts than slots may be finishing at once.
+const TASKS_PER_SLOT: usize = 4;
 
 pub struct Lane {
     pub destination: Arc<dyn Destination>,
@@ -28,7 +31,9 @@ pub struct Lane {
 impl Lane {
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let lane = Arc::new(self);
-        let slots = Arc::new(Semaphore::new(lane.settings.workers));
+        let workers = lane.settings.workers;
+        let slots = Arc::new(Semaphore::new(workers));
+        let tasks = Arc::new(Semaphore::new(workers * TASKS_PER_SLOT));
         let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
         let name = lane.destination.name().to_string();
         while !*stop.borrow() {
@@ -40,8 +45,10 @@ impl Lane {
                 }
                 continue;
             }
+            // Claim ahead: the deliveries beyond the free slots wait, leased, for a slot, so
+            // the next claim's round trip to the store overlaps with deliveries in flight.
             let lease_until = now_ms() + lane.settings.lease.as_millis() as i64;
-            let batch = match lane.store.claim(&name, free, lease_until).await {
+            let batch = match lane.store.claim(&name, free + workers, lease_until).await {
                 Ok(batch) => batch,
                 Err(e) => {
                     tracing::warn!(destination = %name, error = %e, "cannot claim deliveries");
@@ -59,10 +66,13 @@ impl Lane {
                 continue;
             }
             for claimed in batch.deliveries {
-                let Ok(permit) = slots.clone().acquire_owned().await else {
+                lock(&in_flight).insert(claimed.id);
+                let (Ok(task), Ok(slot)) = (
+                    tasks.clone().acquire_owned().await,
+                    slots.clone().acquire_owned().await,
+                ) else {
                     break;
                 };
-                lock(&in_flight).insert(claimed.id);
                 let lane = lane.clone();
                 let in_flight = in_flight.clone();
                 tokio::spawn(async move {
@@ -73,22 +83,25 @@ impl Lane {
                         claimed,
                         &lane.settings.schedule,
                         &lane.metrics,
+                        slot,
                     )
                     .await;
                     lock(&in_flight).remove(&id);
-                    drop(permit);
+                    drop(task);
                     lane.wake.notify_one();
                 });
             }
         }
-        lane.drain(&slots, &in_flight).await;
+        lane.drain(&tasks, workers * TASKS_PER_SLOT, &in_flight)
+            .await;
     }
 
-    /// Waits for in-flight attempts; releases the leases of those that outlive the grace.
-    async fn drain(&self, slots: &Semaphore, in_flight: &Mutex<HashSet<i64>>) {
-        let all = self.settings.workers as u32;
+    /// Waits for in-flight attempts; releases the leases of those that outlive the grace
+    /// (and of claimed deliveries that never started).
+    async fn drain(&self, tasks: &Semaphore, all: usize, in_flight: &Mutex<HashSet<i64>>) {
         let finished =
-            tokio::time::timeout(self.settings.shutdown_grace, slots.acquire_many(all)).await;
+            tokio::time::timeout(self.settings.shutdown_grace, tasks.acquire_many(all as u32))
+                .await;
         if finished.is_ok() {
             return;
         }
