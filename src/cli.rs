@@ -2,9 +2,10 @@
 
 use crate::app::{prepare, Application, Prepared};
 use crate::destinations::{context_for, idempotency_key, Destination, Job, Progress, Request};
-use crate::smartsupp::{Identity, Stored};
+use crate::smartsupp::{self, Identity, Stored};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -71,12 +72,17 @@ fn serve(config: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The requests `destination` would send for the hook body `raw`.
-fn requests_for(destination: &dyn Destination, raw: &[u8]) -> anyhow::Result<Vec<Request>> {
+/// The requests `destination` would send for the hook body `raw`; with `previous`, as a
+/// later version of a conversation whose earlier version recorded `previous`.
+fn requests_for(
+    destination: &dyn Destination,
+    raw: &[u8],
+    previous: Option<&str>,
+) -> anyhow::Result<Vec<Request>> {
     let identity = Identity::read(raw)?;
     let stored = Stored {
         key: identity.key,
-        version: 1,
+        version: if previous.is_some() { 2 } else { 1 },
         received_at: crate::store::now_ms(),
     };
     let context = context_for(destination, raw, &stored)?;
@@ -87,11 +93,61 @@ fn requests_for(destination: &dyn Destination, raw: &[u8]) -> anyhow::Result<Vec
         conversation: &stored,
         idempotency_key: &key,
         result: None,
-        previous: None,
+        previous,
         attempts: 0,
+        retried: false,
         progress: &progress,
     };
     Ok(destination.requests(&job)?)
+}
+
+/// Every way the destination can fail on the bundled samples: its `when` expression, its
+/// requests for a first version, and (where it differs) for a later version.
+fn sample_problems(prepared: &Prepared, destination: &dyn Destination) -> Vec<String> {
+    let mut problems: Vec<String> = Vec::new();
+    let mut report = |sample: &str, message: String| {
+        let line = format!(
+            "destinations.{}: sample {sample}: {message}",
+            destination.name()
+        );
+        if !problems.iter().any(|p| p.ends_with(&message)) {
+            problems.push(line);
+        }
+    };
+    let has_when = prepared
+        .settings
+        .destinations
+        .get(destination.name())
+        .and_then(|d| d.when())
+        .is_some();
+    for (sample, json) in crate::samples::SAMPLES {
+        let raw = json.as_bytes();
+        if has_when {
+            let routed = Identity::read(raw)
+                .map_err(anyhow::Error::from)
+                .and_then(|id| {
+                    let stored = Stored {
+                        key: id.key,
+                        version: 0,
+                        received_at: 0,
+                    };
+                    let context = handlebars::Context::from(smartsupp::context(raw, &stored)?);
+                    Ok(prepared.renderer.matches(destination.name(), &context)?)
+                });
+            if let Err(e) = routed {
+                report(sample, format!("when: {e:#}"));
+            }
+        }
+        if let Err(e) = requests_for(destination, raw, None) {
+            report(sample, format!("{e:#}"));
+        }
+        if let Some(previous) = destination.sample_previous() {
+            if let Err(e) = requests_for(destination, raw, Some(previous)) {
+                report(sample, format!("as a later version: {e:#}"));
+            }
+        }
+    }
+    problems
 }
 
 fn check(config: &Path) -> ExitCode {
@@ -104,19 +160,9 @@ fn check(config: &Path) -> ExitCode {
     };
     let mut failed = false;
     for destination in &prepared.destinations {
-        let mut reported: Vec<String> = Vec::new();
-        for (sample, json) in crate::samples::SAMPLES {
-            if let Err(e) = requests_for(destination.as_ref(), json.as_bytes()) {
-                let message = format!("{e:#}");
-                if !reported.contains(&message) {
-                    eprintln!(
-                        "destinations.{}: sample {sample}: {message}",
-                        destination.name()
-                    );
-                    reported.push(message);
-                }
-                failed = true;
-            }
+        for problem in sample_problems(&prepared, destination.as_ref()) {
+            eprintln!("{problem}");
+            failed = true;
         }
     }
     if failed {
@@ -146,8 +192,12 @@ fn render(config: &Path, name: &str, file: &Path) -> anyhow::Result<ExitCode> {
             )
         })?;
     let raw = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    for request in requests_for(destination.as_ref(), &raw)? {
-        print!("{}", request.display_masked());
+    let mut out = std::io::stdout().lock();
+    for request in requests_for(destination.as_ref(), &raw, None)? {
+        // A closed pipe (`render … | head`) is not an error worth a panic.
+        if out.write_all(request.display_masked().as_bytes()).is_err() {
+            break;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -153,6 +153,8 @@ const VISITOR_FIELDS: &[&str] = &[
 ];
 /// Documented fields of each message.
 const MESSAGE_FIELDS: &[&str] = &["type", "name", "from", "content", "sentAt", "triggeredBy"];
+/// Documented fields of each visited page.
+const PATH_FIELDS: &[&str] = &["url", "title"];
 
 /// Builds the template context: the hook's JSON with every documented field present and a
 /// computed `meta` object.
@@ -181,13 +183,15 @@ pub fn context(raw: &[u8], stored: &Stored) -> Result<Value, IdentityError> {
             root.insert(list.into(), Value::Array(Vec::new()));
         }
     }
-    if let Some(Value::Array(messages)) = root.get_mut("messages") {
-        for message in messages.iter_mut() {
-            if !message.is_object() {
-                *message = Value::Object(Map::new());
-            }
-            if let Value::Object(m) = message {
-                fill(m, MESSAGE_FIELDS);
+    for (list, fields) in [("messages", MESSAGE_FIELDS), ("paths", PATH_FIELDS)] {
+        if let Some(Value::Array(items)) = root.get_mut(list) {
+            for item in items.iter_mut() {
+                if !item.is_object() {
+                    *item = Value::Object(Map::new());
+                }
+                if let Value::Object(m) = item {
+                    fill(m, fields);
+                }
             }
         }
     }
@@ -325,6 +329,7 @@ fn meta(root: &Map<String, Value>, stored: &Stored) -> Value {
         "version": stored.version,
         "kind": kind(root),
         "visitorName": display,
+        "email": email,
         "hasEmail": email.is_some(),
         "beginAt": rfc3339(&root["beginAt"]),
         "endAt": rfc3339(&root["endAt"]),
@@ -406,6 +411,10 @@ mod tests {
         assert_eq!(ctx["messages"][0]["extra"], 1);
         assert_eq!(ctx["custom"], true);
         assert_eq!(ctx["paths"], serde_json::json!([]));
+        let raw = br#"{"channel":{"id":2},"paths":[{"url":"u"}],"visitor":{"email":" a@b.cz "}}"#;
+        let other = context(raw, &stored()).unwrap();
+        assert!(other["paths"][0]["title"].is_null());
+        assert_eq!(other["meta"]["email"], "a@b.cz");
         assert_eq!(ctx["meta"]["kind"], "missed");
         assert_eq!(ctx["meta"]["visitorName"], "Anonymous visitor");
     }

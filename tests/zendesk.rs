@@ -526,3 +526,65 @@ fn the_spec_check_refuses_invalid_bodies() {
         assert!(!spec.check(schema, &bad, true).is_empty(), "accepted {bad}");
     }
 }
+
+#[tokio::test]
+async fn odd_visitor_data_still_makes_a_ticket() {
+    let mock = zendesk().await;
+    let app = TestApp::spawn(helpdesk(&mock, "")).await;
+    let mut c = conversation(3);
+    c["paths"] = json!([{"url": "https://shop.example/cart"}, {"title": null, "url": "https://shop.example/"}]);
+    c["visitor"]["email"] = json!("not an email");
+    c["visitor"]["variables"] = json!({"plan": "gold", "seats": {"value": 3}});
+    app.post_hook(c.to_string()).await;
+    let r = &requests(&mock, 1).await[0];
+    assert_valid(&spec(), r);
+    let t = &body(r)["ticket"];
+    assert!(
+        t.get("requester").is_none(),
+        "an unusable email makes no requester"
+    );
+    let html = t["comment"]["html_body"].as_str().unwrap();
+    assert!(
+        html.contains(r#"<a href="https://shop.example/cart">https://shop.example/cart</a>"#),
+        "{html}"
+    );
+    assert!(
+        html.contains("<strong>plan:</strong> gold") && html.contains("<strong>seats:</strong> 3"),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn versions_reach_zendesk_in_order() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v2/tickets"))
+        .respond_with(created(101).set_delay(Duration::from_millis(800)))
+        .mount(&mock)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/api/v2/tickets/101"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ticket": {"id": 101}})))
+        .mount(&mock)
+        .await;
+    let app = TestApp::spawn(helpdesk(&mock, "")).await;
+    let v1 = conversation(4);
+    let mut v2 = v1.clone();
+    v2["messages"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "visitor", "content": "again", "sentAt": 1427470999000_i64}));
+    app.post_hook(v1.to_string()).await;
+    app.post_hook(v2.to_string()).await;
+    let all = requests(&mock, 2).await;
+    eventually("both done", Duration::from_secs(10), || async {
+        deliveries(&app.db()).iter().all(|d| d.state == "done")
+    })
+    .await;
+    let methods: Vec<String> = all.iter().map(|r| r.method.to_string()).collect();
+    assert_eq!(
+        methods,
+        ["POST", "PUT"],
+        "the second version waited for the first"
+    );
+}

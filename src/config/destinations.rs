@@ -233,7 +233,7 @@ pub struct HubspotSettings {
     /// `2026-03` (date-versioned paths) or `v3` (the legacy family).
     #[serde(default = "hubspot_version")]
     pub api_version: String,
-    /// Which objects to write, in order.
+    /// Which objects to write (always in the order contact, ticket, note).
     #[serde(default = "hubspot_objects")]
     pub create: Vec<HubspotObject>,
     /// Ticket pipeline id by conversation kind.

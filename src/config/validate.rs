@@ -214,6 +214,15 @@ fn hubspot(at: &str, h: &HubspotSettings, out: &mut Problems) {
             ),
         );
     }
+    if h.conversation_key_property
+        .as_ref()
+        .is_some_and(|p| p.trim().is_empty())
+    {
+        out.add(
+            &format!("{at}.conversation_key_property"),
+            "must name a ticket property (or be left out)",
+        );
+    }
     if h.create.is_empty() {
         out.add(
             &format!("{at}.create"),

@@ -35,8 +35,12 @@ pub struct Job<'a> {
     /// What the delivery of the previous version of this conversation to this destination
     /// recorded (e.g. the ticket it created), if one was delivered.
     pub previous: Option<&'a str>,
-    /// Attempts made before this one.
+    /// Attempts recorded before this one.
     pub attempts: i64,
+    /// Whether an earlier attempt may have reached the destination without its outcome being
+    /// known (a failed attempt, or one cut short by a crash or an expired lease): destinations
+    /// that cannot rely on an idempotency key look before they create again.
+    pub retried: bool,
     /// Where a destination of several steps records what it has done so far (JSON); kept
     /// with the delivery whatever the outcome, and given back as `result` next time.
     pub progress: &'a Progress,
@@ -171,6 +175,11 @@ pub trait Destination: Send + Sync {
     /// always there.
     fn template_vars(&self) -> serde_json::Map<String, serde_json::Value> {
         serde_json::Map::new()
+    }
+    /// A result an earlier version's delivery could have recorded, so `check` can render the
+    /// requests of a later version too; `None` when later versions send the same requests.
+    fn sample_previous(&self) -> Option<&'static str> {
+        None
     }
 }
 

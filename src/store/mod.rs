@@ -69,8 +69,10 @@ pub struct Claimed {
     pub id: i64,
     /// Destination name.
     pub destination: String,
-    /// Attempts made before this one.
+    /// Attempts recorded before this one.
     pub attempts: i64,
+    /// Claims before this one (an attempt may have been cut short without a record).
+    pub claims: i64,
     /// The conversation version it carries.
     pub conversation: Stored,
     /// The raw hook body.
@@ -78,7 +80,7 @@ pub struct Claimed {
     /// What earlier attempts recorded (JSON), e.g. ids of objects already created.
     pub result: Option<String>,
     /// What the done delivery of the latest earlier version of the same conversation to the
-    /// same destination recorded, if any.
+    /// same destination recorded, if any. Earlier versions are delivered (or dead) first.
     pub previous: Option<String>,
 }
 

@@ -294,13 +294,17 @@ fn claim(
 ) -> rusqlite::Result<ClaimBatch> {
     let now = now_ms();
     let mut select = conn.prepare_cached(
-        "SELECT d.id, d.attempts, d.result, c.key, c.version, c.received_at, c.raw,
+        "SELECT d.id, d.attempts, d.claims, d.result, c.key, c.version, c.received_at, c.raw,
              (SELECT p.result FROM deliveries p JOIN conversations pc ON pc.id = p.conversation_id
               WHERE pc.key = c.key AND pc.version < c.version AND p.destination = d.destination
                 AND p.state = 'done'
               ORDER BY pc.version DESC LIMIT 1)
          FROM deliveries d JOIN conversations c ON c.id = d.conversation_id
          WHERE d.destination = ?1 AND d.state = 'pending' AND d.next_attempt_at <= ?2
+           -- versions of one conversation reach a destination in order
+           AND NOT EXISTS (SELECT 1 FROM deliveries e JOIN conversations ec ON ec.id = e.conversation_id
+                           WHERE ec.key = c.key AND ec.version < c.version
+                             AND e.destination = d.destination AND e.state = 'pending')
          ORDER BY d.next_attempt_at LIMIT ?3",
     )?;
     let deliveries = select
@@ -308,20 +312,21 @@ fn claim(
             Ok(Claimed {
                 id: r.get(0)?,
                 attempts: r.get(1)?,
-                result: r.get(2)?,
+                claims: r.get(2)?,
+                result: r.get(3)?,
                 destination: destination.to_string(),
                 conversation: Stored {
-                    key: r.get(3)?,
-                    version: r.get(4)?,
-                    received_at: r.get(5)?,
+                    key: r.get(4)?,
+                    version: r.get(5)?,
+                    received_at: r.get(6)?,
                 },
-                raw: bytes::Bytes::from(r.get::<_, Vec<u8>>(6)?),
-                previous: r.get(7)?,
+                raw: bytes::Bytes::from(r.get::<_, Vec<u8>>(7)?),
+                previous: r.get(8)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut lease = conn.prepare_cached(
-        "UPDATE deliveries SET next_attempt_at = ?2, lease_until = ?2 WHERE id = ?1",
+        "UPDATE deliveries SET next_attempt_at = ?2, lease_until = ?2, claims = claims + 1 WHERE id = ?1",
     )?;
     for d in &deliveries {
         lease.execute(params![d.id, lease_until])?;

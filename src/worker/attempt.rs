@@ -122,6 +122,7 @@ async fn deliver(
         result: claimed.result.as_deref(),
         previous: claimed.previous.as_deref(),
         attempts: claimed.attempts,
+        retried: claimed.attempts > 0 || claimed.claims > 0,
         progress,
     };
     destination.deliver(&job).await

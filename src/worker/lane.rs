@@ -66,7 +66,10 @@ impl Lane {
                 continue;
             }
             for claimed in batch.deliveries {
-                lock(&in_flight).insert(claimed.id);
+                // A lease that ran out while its attempt still runs must not start a second one.
+                if !lock(&in_flight).insert(claimed.id) {
+                    continue;
+                }
                 let (Ok(task), Ok(slot)) = (
                     tasks.clone().acquire_owned().await,
                     slots.clone().acquire_owned().await,

@@ -18,7 +18,7 @@ use serde_json::{json, Map, Value};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Longest `hs_note_body` HubSpot stores, in characters.
+/// Longest `hs_note_body` (and text property) HubSpot stores, in characters.
 pub const NOTE_LIMIT: usize = 65_536;
 /// Association type ids (HubSpot-defined).
 const TICKET_TO_CONTACT: u32 = 16;
@@ -171,7 +171,14 @@ impl Hubspot {
         context: &Context,
         contact: Option<&str>,
     ) -> Result<Request, RenderError> {
-        let properties = self.properties(&self.settings.ticket_template, context)?;
+        let mut properties = self.properties(&self.settings.ticket_template, context)?;
+        if let Some(Value::String(content)) = properties.get_mut("content") {
+            if content.chars().count() > NOTE_LIMIT {
+                let notice = "\n[The transcript is longer than a HubSpot property can hold; the rest is in the note.]";
+                let keep = NOTE_LIMIT - notice.chars().count();
+                *content = content.chars().take(keep).collect::<String>() + notice;
+            }
+        }
         let associations: Vec<Value> = contact
             .map(|c| association(c, TICKET_TO_CONTACT))
             .into_iter()
@@ -291,7 +298,7 @@ impl Hubspot {
         }
         let data = job.context.data();
         let email = (data["meta"]["hasEmail"] == true)
-            .then(|| data["visitor"]["email"].as_str())
+            .then(|| data["meta"]["email"].as_str())
             .flatten();
         let mut last: Option<Exchange> = None;
 
@@ -312,8 +319,7 @@ impl Hubspot {
         }
         if self.wants(HubspotObject::Ticket) && state.ticket_id.is_none() {
             // An earlier attempt may have created the ticket without hearing the answer.
-            if let (true, Some(property)) =
-                (job.attempts > 0, &self.settings.conversation_key_property)
+            if let (true, Some(property)) = (job.retried, &self.settings.conversation_key_property)
             {
                 let response = self
                     .send(
@@ -366,7 +372,7 @@ impl Destination for Hubspot {
         let previous = State::parse(job.previous);
         let data = job.context.data();
         let email = (data["meta"]["hasEmail"] == true)
-            .then(|| data["visitor"]["email"].as_str())
+            .then(|| data["meta"]["email"].as_str())
             .flatten();
         let mut out = Vec::new();
         let mut contact = previous.as_ref().and_then(|p| p.contact_id.clone());
@@ -388,6 +394,10 @@ impl Destination for Hubspot {
 
     fn deliver<'a>(&'a self, job: &'a Job<'a>) -> BoxFuture<'a, Result<Delivered, DeliveryError>> {
         Box::pin(self.run(job))
+    }
+
+    fn sample_previous(&self) -> Option<&'static str> {
+        Some(r#"{"contact_id": "1", "ticket_id": "2", "last_sent_at": 0}"#)
     }
 
     fn template_vars(&self) -> Map<String, Value> {

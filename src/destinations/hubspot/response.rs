@@ -67,12 +67,24 @@ pub fn failure(response: &Exchange, what: &str) -> DeliveryError {
             "HubSpot refused the access token (401) for {what}: {message}; create a new private app token and set access_token"
         )),
         403 => {
-            let scopes: Vec<&str> = ["requiredGranularScopes", "requiredScopes"]
-                .iter()
-                .filter_map(|k| body["context"][k].as_array())
-                .flatten()
-                .filter_map(Value::as_str)
+            // The scopes stand in `context`, or in each of `errors[].context`.
+            let contexts = std::iter::once(&body["context"]).chain(
+                body["errors"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| &e["context"]),
+            );
+            let mut scopes: Vec<&str> = contexts
+                .flat_map(|c| {
+                    ["requiredGranularScopes", "requiredScopes"]
+                        .into_iter()
+                        .filter_map(move |k| c[k].as_array())
+                        .flatten()
+                        .filter_map(Value::as_str)
+                })
                 .collect();
+            scopes.dedup();
             let missing = if scopes.is_empty() {
                 String::new()
             } else {
@@ -133,6 +145,16 @@ mod tests {
         let body = r#"{"status":"error","message":"This app hasn't been granted all required scopes to make this call.","category":"MISSING_SCOPES","context":{"requiredGranularScopes":["tickets"]}}"#;
         let e = failure(&answer(403, body), "the ticket").to_string();
         assert!(e.contains("missing scopes: tickets"), "{e}");
+    }
+
+    #[test]
+    fn scopes_are_found_inside_errors_too() {
+        let body = r#"{"status":"error","message":"missing scopes","category":"MISSING_SCOPES","errors":[{"message":"x","context":{"requiredGranularScopes":["crm.objects.contacts.write"]}}]}"#;
+        let e = failure(&answer(403, body), "the contact").to_string();
+        assert!(
+            e.contains("missing scopes: crm.objects.contacts.write"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -132,6 +132,15 @@ impl Zendesk {
         Ok(self.request("PUT", &format!("/api/v2/tickets/{}", ticket.id), body, None))
     }
 
+    /// The internal comment with the visitor's context, for ticket `id`.
+    fn context_request(&self, context: &Context, id: &str) -> Result<Request, RenderError> {
+        let body = self
+            .shared
+            .renderer
+            .render(&self.settings.context_template, context)?;
+        Ok(self.request("PUT", &format!("/api/v2/tickets/{id}"), body, None))
+    }
+
     fn lookup_request(&self, key: &str) -> Request {
         let mut url = reqwest::Url::parse(&format!("{}/api/v2/tickets", self.base))
             .unwrap_or_else(|_| reqwest::Url::parse("http://invalid/").expect("static URL"));
@@ -222,7 +231,7 @@ impl Zendesk {
         // Past the idempotency window (and always for imports, which have none), an attempt
         // whose outcome was unknown may have created the ticket: look before creating again.
         let window = self.settings.idempotency_window.0.as_millis() as i64;
-        let unknown_outcome_possible = job.attempts > 0
+        let unknown_outcome_possible = job.retried
             && (self.settings.mode == ZendeskMode::Import
                 || now_ms() - job.conversation.received_at > window);
         if unknown_outcome_possible && followup_of.is_none() && job.conversation.version == 1 {
@@ -317,11 +326,16 @@ impl Destination for Zendesk {
     }
 
     fn requests(&self, job: &Job<'_>) -> Result<Vec<Request>, RenderError> {
-        let request = match (self.settings.mode, Ticket::parse(job.previous)) {
-            (ZendeskMode::Create, Some(ticket)) => self.update_request(job.context, ticket)?,
-            _ => self.create_request(job.context, job.idempotency_key)?,
-        };
-        Ok(vec![request])
+        match (self.settings.mode, Ticket::parse(job.previous)) {
+            (ZendeskMode::Create, Some(ticket)) => {
+                Ok(vec![self.update_request(job.context, ticket)?])
+            }
+            (ZendeskMode::Create, None) if self.settings.public => Ok(vec![
+                self.create_request(job.context, job.idempotency_key)?,
+                self.context_request(job.context, "<ticket id>")?,
+            ]),
+            _ => Ok(vec![self.create_request(job.context, job.idempotency_key)?]),
+        }
     }
 
     fn deliver<'a>(&'a self, job: &'a Job<'a>) -> BoxFuture<'a, Result<Delivered, DeliveryError>> {
@@ -331,6 +345,10 @@ impl Destination for Zendesk {
                 _ => self.create(job, None).await,
             }
         })
+    }
+
+    fn sample_previous(&self) -> Option<&'static str> {
+        Some(r#"{"ticket_id": 1, "last_sent_at": 0}"#)
     }
 
     fn template_vars(&self) -> Map<String, Value> {

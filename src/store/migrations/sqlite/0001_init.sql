@@ -20,6 +20,9 @@ CREATE TABLE deliveries (
     destination TEXT NOT NULL,
     state TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
+    -- times the delivery was claimed: more claims than recorded attempts means an attempt
+    -- whose outcome is unknown (a crash, an expired lease)
+    claims INTEGER NOT NULL DEFAULT 0,
     next_attempt_at INTEGER NOT NULL,
     lease_until INTEGER,
     last_error TEXT,
