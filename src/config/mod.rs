@@ -114,11 +114,12 @@ impl Default for DeliverySettings {
 }
 
 impl DeliverySettings {
-    /// The lease taken on claim: configured, or `request_timeout` plus 30 seconds.
+    /// The lease taken on claim: configured, or four request timeouts plus 30 seconds (an
+    /// attempt of several requests, with pacing waits, fits in it).
     pub fn lease(&self) -> std::time::Duration {
         self.lease
             .map(|l| l.0)
-            .unwrap_or(self.request_timeout.0 + std::time::Duration::from_secs(30))
+            .unwrap_or(self.request_timeout.0 * 4 + std::time::Duration::from_secs(30))
     }
 }
 
