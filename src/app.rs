@@ -63,6 +63,27 @@ pub fn prepare(
     })
 }
 
+/// What an instance does: receive hooks, deliver, or both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Receive hooks and deliver.
+    #[default]
+    All,
+    /// Receive hooks only (health and metrics too); other instances deliver.
+    Receiver,
+    /// Deliver only; the HTTP listener serves health and metrics, not hooks.
+    Worker,
+}
+
+impl Role {
+    fn receives(self) -> bool {
+        self != Self::Worker
+    }
+    fn delivers(self) -> bool {
+        self != Self::Receiver
+    }
+}
+
 /// A bound server and running lanes.
 pub struct Application {
     port: u16,
@@ -72,18 +93,17 @@ pub struct Application {
 
 impl Application {
     /// Opens the store, recovers leases left by a crash, binds the listener and starts the
-    /// delivery lanes.
-    pub async fn build(prepared: Prepared) -> anyhow::Result<Self> {
+    /// delivery lanes, as far as `role` asks.
+    pub async fn build(prepared: Prepared, role: Role) -> anyhow::Result<Self> {
         let Prepared {
             settings,
             renderer,
             destinations,
         } = prepared;
-        let store = Store::open(&settings.store.url).context("opening the store")?;
-        let recovered = store
-            .release(Vec::new())
+        let store = Store::open(&settings.store.url, settings.store.pool_size)
             .await
-            .context("recovering leases")?;
+            .context("opening the store")?;
+        let recovered = store.recover().await.context("recovering leases")?;
         if recovered > 0 {
             tracing::warn!(
                 recovered,
@@ -107,20 +127,25 @@ impl Application {
             App::new()
                 .wrap(TracingLogger::<MaskedRootSpan>::new())
                 .app_data(state.clone())
-                .configure(receiver::routes)
+                .configure(|cfg| receiver::routes(cfg, role.receives()))
         })
         .disable_signals()
         .shutdown_timeout(10)
         .listen(listener)?
         .run();
+        let lanes = if role.delivers() {
+            destinations
+        } else {
+            Vec::new()
+        };
         let worker = Worker::start(
             store,
-            destinations,
+            lanes,
             LaneSettings::from(&settings.delivery),
             metrics,
             &wakers,
         );
-        tracing::info!(listen = %settings.server.listen, port, "deskbridge is listening");
+        tracing::info!(listen = %settings.server.listen, port, role = ?role, "deskbridge is listening");
         Ok(Self {
             port,
             server,

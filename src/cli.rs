@@ -1,6 +1,6 @@
 //! Command line: `serve`, `check` and `render`. Every subcommand takes `--config PATH`.
 
-use crate::app::{prepare, Application, Prepared};
+use crate::app::{prepare, Application, Prepared, Role};
 use crate::destinations::{context_for, idempotency_key, Destination, Job, Progress, Request};
 use crate::smartsupp::{self, Identity, Stored};
 use anyhow::Context as _;
@@ -30,7 +30,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Receive hooks and deliver them until SIGTERM.
-    Serve,
+    Serve {
+        /// What this instance does (several instances share a PostgreSQL store).
+        #[arg(long, value_enum, default_value_t = Role::All)]
+        role: Role,
+    },
+    /// Apply the store's migrations and exit (serve applies them too).
+    Migrate,
     /// Validate the configuration and templates, and render every destination against the
     /// bundled sample conversations.
     Check,
@@ -47,7 +53,8 @@ pub enum Command {
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve => serve(&cli.config),
+        Command::Serve { role } => serve(&cli.config, role),
+        Command::Migrate => migrate(&cli.config),
         Command::Check => Ok(check(&cli.config)),
         Command::Render { destination, file } => render(&cli.config, &destination, &file),
     }
@@ -58,15 +65,29 @@ fn load(config: &Path) -> anyhow::Result<Prepared> {
     prepare(settings, config, &text)
 }
 
-fn serve(config: &Path) -> anyhow::Result<ExitCode> {
-    let prepared = load(config)?;
-    crate::telemetry::init(&prepared.settings.log);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async {
-        let app = Application::build(prepared).await?;
+        .context("starting the async runtime")
+}
+
+fn migrate(config: &Path) -> anyhow::Result<ExitCode> {
+    let (settings, _) = crate::config::load(config)?;
+    runtime()?.block_on(async {
+        crate::store::Store::open(&settings.store.url, 1)
+            .await
+            .context("opening the store")
+    })?;
+    println!("{}: the store is migrated", config.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(config: &Path, role: Role) -> anyhow::Result<ExitCode> {
+    let prepared = load(config)?;
+    crate::telemetry::init(&prepared.settings.log);
+    runtime()?.block_on(async {
+        let app = Application::build(prepared, role).await?;
         app.run_until_stopped().await
     })?;
     Ok(ExitCode::SUCCESS)

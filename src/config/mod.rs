@@ -69,14 +69,18 @@ impl Default for ServerSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSettings {
-    /// `sqlite://path/to/file.sqlite` (created on first run).
+    /// `sqlite://path/to/file.sqlite` (created on first run) or
+    /// `postgres://user:password@host:5432/database` (several instances).
     pub url: String,
+    /// Most connections one instance opens to PostgreSQL.
+    pub pool_size: usize,
 }
 
 impl Default for StoreSettings {
     fn default() -> Self {
         Self {
             url: "sqlite://data/deskbridge.sqlite".into(),
+            pool_size: 16,
         }
     }
 }

@@ -32,11 +32,16 @@ pub fn validate(settings: &Settings, out: &mut Problems) {
     if settings.server.max_body_bytes == 0 {
         out.add("server.max_body_bytes", "must be greater than 0");
     }
-    if !settings.store.url.starts_with("sqlite://") {
+    if !settings.store.url.starts_with("sqlite://")
+        && !crate::store::is_postgres(&settings.store.url)
+    {
         out.add(
             "store.url",
-            "must start with sqlite:// (for example sqlite://data/deskbridge.sqlite)",
+            "must start with sqlite:// (for example sqlite://data/deskbridge.sqlite) or postgres://",
         );
+    }
+    if settings.store.pool_size == 0 {
+        out.add("store.pool_size", "must be at least 1");
     }
     let delivery = &settings.delivery;
     if delivery.workers == 0 {

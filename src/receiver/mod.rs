@@ -78,9 +78,11 @@ const HOOK_PREFIX: &str = "/hooks/smartsupp";
 
 /// Registers the routes on an actix app. The hook is a static prefix whose last segment is
 /// read by the handler: a `{token}` pattern would cost a regex match on every hook.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::scope(HOOK_PREFIX).default_service(web::to(hook::receive)))
-        .route("/healthz", web::get().to(health::healthz))
+pub fn routes(cfg: &mut web::ServiceConfig, hooks: bool) {
+    if hooks {
+        cfg.service(web::scope(HOOK_PREFIX).default_service(web::to(hook::receive)));
+    }
+    cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics));
 }

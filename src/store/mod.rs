@@ -1,9 +1,11 @@
 //! The store: conversations, deliveries and the attempt log behind one backend-neutral façade.
 //!
 //! Every write is durable before its future resolves. Backends: SQLite (one writer thread with
-//! group commit). A claim reserves deliveries with a lease and returns at once; no transaction
-//! is ever open while a delivery is attempted.
+//! group commit; one instance) and PostgreSQL (several instances share the queue). A claim
+//! reserves deliveries with a lease and returns at once; no transaction is ever open while a
+//! delivery is attempted.
 
+mod postgres;
 mod sqlite;
 
 use crate::smartsupp::Stored;
@@ -17,7 +19,7 @@ pub enum StoreError {
     #[error("store unavailable: {0}")]
     Unavailable(String),
     /// The store URL is not one deskbridge understands.
-    #[error("unsupported store url {0:?} (use sqlite://path/to/file.sqlite)")]
+    #[error("unsupported store url {0:?} (use sqlite://path/to/file.sqlite or postgres://user:password@host/database)")]
     BadUrl(String),
 }
 
@@ -144,24 +146,45 @@ pub struct Store {
 
 enum Backend {
     Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
+}
+
+/// Whether `url` names a PostgreSQL database.
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 impl Store {
-    /// Opens (and creates, migrating if needed) the store at `url`.
-    pub fn open(url: &str) -> Result<Self, StoreError> {
-        let backend = match url.strip_prefix("sqlite://") {
-            Some(path) => Backend::Sqlite(sqlite::SqliteStore::open(path)?),
-            None => return Err(StoreError::BadUrl(url.to_string())),
+    /// Opens the store at `url` (creating and migrating it if needed); `pool_size` is the
+    /// most connections a PostgreSQL store opens.
+    pub async fn open(url: &str, pool_size: usize) -> Result<Self, StoreError> {
+        let backend = if let Some(path) = url.strip_prefix("sqlite://") {
+            Backend::Sqlite(sqlite::SqliteStore::open(path)?)
+        } else if is_postgres(url) {
+            Backend::Postgres(postgres::PgStore::open(url, pool_size).await?)
+        } else {
+            return Err(StoreError::BadUrl(url.to_string()));
         };
         Ok(Self {
             backend: Arc::new(backend),
         })
     }
 
+    /// After a start: with SQLite (one instance), leases left by a crash are released so their
+    /// deliveries are due at once. With PostgreSQL other instances may hold leases; expired
+    /// ones become due by themselves.
+    pub async fn recover(&self) -> Result<usize, StoreError> {
+        match &*self.backend {
+            Backend::Sqlite(s) => s.release(Vec::new()).await,
+            Backend::Postgres(_) => Ok(0),
+        }
+    }
+
     /// Commits a conversation and its deliveries; resolves after the commit is on disk.
     pub async fn ingest(&self, conversation: NewConversation) -> Result<Ingested, StoreError> {
         match &*self.backend {
             Backend::Sqlite(s) => s.ingest(conversation).await,
+            Backend::Postgres(p) => p.ingest(conversation).await,
         }
     }
 
@@ -174,6 +197,7 @@ impl Store {
     ) -> Result<ClaimBatch, StoreError> {
         match &*self.backend {
             Backend::Sqlite(s) => s.claim(destination, limit, lease_until).await,
+            Backend::Postgres(p) => p.claim(destination, limit, lease_until).await,
         }
     }
 
@@ -187,14 +211,15 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &*self.backend {
             Backend::Sqlite(s) => s.record(delivery, attempt, next, result).await,
+            Backend::Postgres(p) => p.record(delivery, attempt, next, result).await,
         }
     }
 
-    /// Makes leased deliveries due now (after a crash, or on shutdown for unfinished work).
-    /// With `ids` empty, releases every lease.
+    /// Makes the leased deliveries `ids` due now (on shutdown, for unfinished work).
     pub async fn release(&self, ids: Vec<i64>) -> Result<usize, StoreError> {
         match &*self.backend {
             Backend::Sqlite(s) => s.release(ids).await,
+            Backend::Postgres(p) => p.release(ids).await,
         }
     }
 
@@ -202,6 +227,7 @@ impl Store {
     pub async fn stats(&self) -> Result<Stats, StoreError> {
         match &*self.backend {
             Backend::Sqlite(s) => s.stats().await,
+            Backend::Postgres(p) => p.stats().await,
         }
     }
 
@@ -209,6 +235,7 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         match &*self.backend {
             Backend::Sqlite(s) => s.ping().await,
+            Backend::Postgres(p) => p.ping().await,
         }
     }
 }

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Notify, Semaphore};
 
-/// Longest sleep without a look at the store (another process may have added work).
-const IDLE_POLL: Duration = Duration::from_secs(5);
+/// Longest sleep without a look at the store (another instance may have added work).
+const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Shortest sleep, so a store that keeps answering "due now, nothing claimable" cannot spin.
 const MIN_SLEEP: Duration = Duration::from_millis(5);
 /// Wait after the store failed to answer a claim.

@@ -2,7 +2,7 @@
 //! destinations, and helpers to read the store and wait for conditions with a deadline.
 #![allow(dead_code)]
 
-use deskbridge::app::{prepare, Application};
+use deskbridge::app::{prepare, Application, Role};
 use serde_json::Value;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -120,7 +120,9 @@ impl TestApp {
         let path = config.write(dir.path());
         let (settings, text) = deskbridge::config::load(&path).expect("test config is valid");
         let prepared = prepare(settings, &path, &text).expect("test config prepares");
-        let app = Application::build(prepared).await.expect("app builds");
+        let app = Application::build(prepared, Role::All)
+            .await
+            .expect("app builds");
         let port = app.port();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until(async {

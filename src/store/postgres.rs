@@ -1,0 +1,309 @@
+//! PostgreSQL backend, for several deskbridge instances on one database. Every operation is a
+//! single statement (its own short transaction): duplicates and versions are decided by unique
+//! constraints, claims take rows with `FOR UPDATE SKIP LOCKED` and set a lease, and nothing is
+//! held open while a delivery is attempted. A commit is durable before its answer (PostgreSQL's
+//! own group commit batches the WAL flushes of concurrent hooks).
+
+use super::{
+    now_ms, AttemptRecord, ClaimBatch, Claimed, Ingested, NewConversation, Next, Stats, StoreError,
+};
+use crate::smartsupp::Stored;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::time::Duration;
+use tokio_postgres::NoTls;
+
+/// Migrations in order; `deskbridge_migrations` records those applied.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres/0001_init.sql")];
+/// Advisory lock key that serialises migrations of instances starting together.
+const MIGRATION_LOCK: i64 = 0x6465_736b_6272;
+/// How long a hook or a claim waits for a connection or for the server to answer a connect.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts at committing a new version when another instance took the same number first.
+const VERSION_RACE_RETRIES: usize = 5;
+
+/// A pool of connections to one database.
+pub struct PgStore {
+    pool: Pool,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl PgStore {
+    /// Connects (lazily, through the pool) and applies missing migrations.
+    pub async fn open(url: &str, pool_size: usize) -> Result<Self, StoreError> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::BadUrl(format!("{e}")))?;
+        config.connect_timeout(CONNECT_TIMEOUT);
+        config.application_name("deskbridge");
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(unavailable)?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(unavailable)
+    }
+
+    /// Applies missing migrations under an advisory lock, so instances starting together do
+    /// not race.
+    pub async fn migrate(&self) -> Result<usize, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(unavailable)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(unavailable)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS deskbridge_migrations (
+                 version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .await
+        .map_err(unavailable)?;
+        let applied: i32 = tx
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM deskbridge_migrations",
+                &[],
+            )
+            .await
+            .map_err(unavailable)?
+            .get(0);
+        let mut count = 0;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+            tx.batch_execute(sql)
+                .await
+                .map_err(|e| unavailable(format!("migration {}: {e}", i + 1)))?;
+            tx.execute(
+                "INSERT INTO deskbridge_migrations (version, applied_at) VALUES ($1, $2)",
+                &[&((i + 1) as i32), &now_ms()],
+            )
+            .await
+            .map_err(unavailable)?;
+            count += 1;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(count)
+    }
+
+    pub async fn ingest(&self, c: NewConversation) -> Result<Ingested, StoreError> {
+        let client = self.client().await?;
+        let destinations: Vec<&str> = c
+            .destinations
+            .iter()
+            .map(|r| r.destination.as_str())
+            .collect();
+        let errors: Vec<Option<&str>> = c.destinations.iter().map(|r| r.error.as_deref()).collect();
+        let insert = client
+            .prepare_cached(
+                "WITH new AS (
+                     INSERT INTO conversations (key, version, digest, raw, received_at, client_ip)
+                     SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5
+                     FROM conversations WHERE key = $1
+                     ON CONFLICT DO NOTHING
+                     RETURNING id, version
+                 ), routed AS (
+                     INSERT INTO deliveries (conversation_id, destination, state, next_attempt_at,
+                                             last_error, created_at, updated_at)
+                     SELECT new.id, r.destination,
+                            CASE WHEN r.error IS NULL THEN 'pending' ELSE 'dead' END,
+                            $4, r.error, $4, $4
+                     FROM new, UNNEST($6::text[], $7::text[]) AS r (destination, error)
+                 )
+                 SELECT version FROM new",
+            )
+            .await
+            .map_err(unavailable)?;
+        for _ in 0..VERSION_RACE_RETRIES {
+            let rows = client
+                .query(
+                    &insert,
+                    &[
+                        &c.key,
+                        &&c.digest[..],
+                        &&c.raw[..],
+                        &c.received_at,
+                        &c.client_ip,
+                        &destinations,
+                        &errors,
+                    ],
+                )
+                .await
+                .map_err(unavailable)?;
+            if let Some(row) = rows.first() {
+                let version: i32 = row.get(0);
+                return Ok(Ingested::Accepted {
+                    version: i64::from(version),
+                    deliveries: c.destinations.len(),
+                });
+            }
+            let seen = client
+                .query_opt(
+                    "SELECT 1 FROM conversations WHERE key = $1 AND digest = $2",
+                    &[&c.key, &&c.digest[..]],
+                )
+                .await
+                .map_err(unavailable)?;
+            if seen.is_some() {
+                return Ok(Ingested::Duplicate);
+            }
+            // Another instance committed a new version of this key at the same moment.
+        }
+        Err(unavailable("could not number a new version; try again"))
+    }
+
+    pub async fn claim(
+        &self,
+        destination: &str,
+        limit: usize,
+        lease_until: i64,
+    ) -> Result<ClaimBatch, StoreError> {
+        let client = self.client().await?;
+        let now = now_ms();
+        let rows = client
+            .query(
+                "WITH due AS (
+                     SELECT d.id FROM deliveries d JOIN conversations c ON c.id = d.conversation_id
+                     WHERE d.destination = $1 AND d.state = 'pending' AND d.next_attempt_at <= $2
+                       AND NOT EXISTS (SELECT 1 FROM deliveries e
+                                       JOIN conversations ec ON ec.id = e.conversation_id
+                                       WHERE ec.key = c.key AND ec.version < c.version
+                                         AND e.destination = d.destination AND e.state = 'pending')
+                     ORDER BY d.next_attempt_at
+                     LIMIT $3
+                     FOR UPDATE OF d SKIP LOCKED
+                 )
+                 UPDATE deliveries d
+                 SET next_attempt_at = $4, lease_until = $4, claims = d.claims + 1
+                 FROM due, conversations c
+                 WHERE d.id = due.id AND c.id = d.conversation_id
+                 RETURNING d.id, d.attempts, d.claims - 1, d.result, c.key, c.version, c.received_at, c.raw,
+                     (SELECT p.result FROM deliveries p JOIN conversations pc ON pc.id = p.conversation_id
+                      WHERE pc.key = c.key AND pc.version < c.version
+                        AND p.destination = d.destination AND p.state = 'done'
+                      ORDER BY pc.version DESC LIMIT 1)",
+                &[&destination, &now, &(limit as i64), &lease_until],
+            )
+            .await
+            .map_err(unavailable)?;
+        let deliveries: Vec<Claimed> = rows
+            .iter()
+            .map(|r| Claimed {
+                id: r.get(0),
+                attempts: i64::from(r.get::<_, i32>(1)),
+                claims: i64::from(r.get::<_, i32>(2)),
+                result: r.get(3),
+                destination: destination.to_string(),
+                conversation: Stored {
+                    key: r.get(4),
+                    version: i64::from(r.get::<_, i32>(5)),
+                    received_at: r.get(6),
+                },
+                raw: bytes::Bytes::from(r.get::<_, Vec<u8>>(7)),
+                previous: r.get(8),
+            })
+            .collect();
+        if deliveries.len() == limit {
+            return Ok(ClaimBatch {
+                next_due: Some(now),
+                deliveries,
+            });
+        }
+        let next_due: Option<i64> = client
+            .query_one(
+                "SELECT MIN(next_attempt_at) FROM deliveries WHERE destination = $1 AND state = 'pending'",
+                &[&destination],
+            )
+            .await
+            .map_err(unavailable)?
+            .get(0);
+        Ok(ClaimBatch {
+            deliveries,
+            next_due,
+        })
+    }
+
+    pub async fn record(
+        &self,
+        delivery: i64,
+        a: AttemptRecord,
+        next: Next,
+        result: Option<String>,
+    ) -> Result<(), StoreError> {
+        let (state, due, counted): (&str, Option<i64>, i32) = match next {
+            Next::Done => ("done", None, 1),
+            Next::Dead => ("dead", None, 1),
+            Next::Retry(at) => ("pending", Some(at), 1),
+            Next::Defer(at) => ("pending", Some(at), 0),
+        };
+        let status = a.status.map(i32::from);
+        let client = self.client().await?;
+        client
+            .execute(
+                "WITH logged AS (
+                     INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, status, excerpt, error)
+                     SELECT id, attempts + 1, $2, $3, $4, $5, $6 FROM deliveries WHERE id = $1
+                 )
+                 UPDATE deliveries SET attempts = attempts + $7, state = $8,
+                     next_attempt_at = COALESCE($9, next_attempt_at), lease_until = NULL,
+                     last_error = $6, result = COALESCE($10, result), updated_at = $11
+                 WHERE id = $1",
+                &[&delivery, &a.started_at, &a.duration_ms, &status, &a.excerpt, &a.error, &counted, &state, &due, &result, &now_ms()],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub async fn release(&self, ids: Vec<i64>) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE deliveries SET next_attempt_at = $1, lease_until = NULL
+                 WHERE id = ANY($2) AND state = 'pending' AND lease_until IS NOT NULL",
+                &[&now_ms(), &ids],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(n as usize)
+    }
+
+    pub async fn stats(&self) -> Result<Stats, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT COUNT(*), MIN(created_at) FROM deliveries WHERE state = 'pending'",
+                &[],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(Stats {
+            pending: row.get(0),
+            oldest_pending: row.get(1),
+        })
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .query_one("SELECT 1", &[])
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
