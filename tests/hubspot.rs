@@ -154,10 +154,7 @@ async fn writes_contact_ticket_and_note_with_associations() {
         json!([assoc("501", 202), assoc("601", 228)])
     );
 
-    let conn = rusqlite::Connection::open(app.db()).unwrap();
-    let result: String = conn
-        .query_row("SELECT result FROM deliveries", [], |r| r.get(0))
-        .unwrap();
+    let result = common::texts(&app.db(), "SELECT result FROM deliveries").remove(0);
     let result: Value = serde_json::from_str(&result).unwrap();
     assert_eq!(
         (

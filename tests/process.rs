@@ -133,7 +133,7 @@ async fn deliveries_pending_at_a_crash_are_delivered_after_restart() {
         .await;
 
     let _second = Process::start(&path);
-    let db = dir.path().join("db.sqlite");
+    let db = common::Db::Sqlite(dir.path().join("db.sqlite"));
     eventually(
         "all 20 deliveries done after restart",
         Duration::from_secs(20),
@@ -193,7 +193,7 @@ async fn sigterm_finishes_deliveries_in_flight_and_exits_zero() {
     .await
     .unwrap();
     assert!(status.success(), "exit status {status:?}");
-    let rows = deliveries(&dir.path().join("db.sqlite"));
+    let rows = deliveries(&common::Db::Sqlite(dir.path().join("db.sqlite")));
     assert_eq!(rows.len(), 3);
     assert!(
         rows.iter().all(|d| d.state == "done" && d.attempts == 1),

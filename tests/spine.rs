@@ -417,14 +417,7 @@ async fn client_errors_are_dead_after_one_attempt() {
     assert_eq!(dead.attempts, 1);
     assert_eq!(received(&mock).await.len(), 1);
     assert!(dead.last_error.unwrap().contains("HTTP 400"));
-    let conn = rusqlite::Connection::open(app.db()).unwrap();
-    let excerpt: String = conn
-        .query_row(
-            "SELECT excerpt FROM attempts WHERE delivery_id = ?1",
-            [dead.id],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let excerpt = common::texts(&app.db(), &format!("SELECT excerpt FROM attempts WHERE delivery_id = {}", dead.id)).remove(0);
     assert_eq!(excerpt, "{\"error\":\"bad field\"}");
 }
 

@@ -189,14 +189,7 @@ async fn each_kind_becomes_a_valid_ticket_with_basic_auth() {
         deliveries(&app.db()).iter().all(|d| d.state == "done")
     })
     .await;
-    let conn = rusqlite::Connection::open(app.db()).unwrap();
-    let results: Vec<String> = conn
-        .prepare("SELECT result FROM deliveries")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let results = common::texts(&app.db(), "SELECT result FROM deliveries");
     for result in results {
         let r: Value = serde_json::from_str(&result).unwrap();
         let id = r["ticket_id"].as_i64().unwrap();
@@ -499,10 +492,7 @@ async fn an_unknown_outcome_past_the_window_is_looked_up_before_creating_again()
         1,
         "no second create"
     );
-    let conn = rusqlite::Connection::open(app.db()).unwrap();
-    let result: String = conn
-        .query_row("SELECT result FROM deliveries", [], |r| r.get(0))
-        .unwrap();
+    let result = common::texts(&app.db(), "SELECT result FROM deliveries").remove(0);
     assert_eq!(
         serde_json::from_str::<Value>(&result).unwrap()["ticket_id"],
         555

@@ -17,6 +17,7 @@ pub const TOKEN: &str = "test-token";
 pub struct TestApp {
     pub port: u16,
     pub dir: TempDir,
+    db: Db,
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
@@ -29,6 +30,8 @@ pub struct TestConfig {
     pub server_extra: String,
     pub log: String,
     pub templates: Vec<(String, String)>,
+    /// The store; a SQLite file in the test's folder when `None`.
+    pub store_url: Option<String>,
 }
 
 impl Default for TestConfig {
@@ -39,6 +42,7 @@ impl Default for TestConfig {
             server_extra: String::new(),
             log: "  level: \"warn\"\n".into(),
             templates: Vec::new(),
+            store_url: None,
         }
     }
 }
@@ -73,13 +77,13 @@ impl TestConfig {
         }
         let yaml = format!(
             "server:\n  listen: \"127.0.0.1:0\"\n  hook_tokens: [\"{TOKEN}\"]\n{}\
-             store:\n  url: \"sqlite://{}\"\n\
+             store:\n  url: \"{}\"\n\
              delivery:\n{}\
              templates:\n  dir: \"{}\"\n\
              log:\n{}\
              destinations:\n{}",
             self.server_extra,
-            dir.join("db.sqlite").display(),
+            self.store_url.clone().unwrap_or_else(|| format!("sqlite://{}", dir.join("db.sqlite").display())),
             self.delivery,
             templates.display(),
             self.log,
@@ -110,14 +114,24 @@ fn copy_dir(from: &Path, to: &Path) {
 
 impl TestApp {
     /// Starts deskbridge with `config` in a new temporary folder.
-    pub async fn spawn(config: TestConfig) -> Self {
+    /// Starts deskbridge with `config` in a new temporary folder, on a new SQLite file, or
+    /// under `DESKBRIDGE_TEST_BACKEND=postgres` a new PostgreSQL database.
+    pub async fn spawn(mut config: TestConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        if on_postgres() && config.store_url.is_none() {
+            let admin = pg_admin_url().expect("DESKBRIDGE_TEST_BACKEND=postgres needs DESKBRIDGE_TEST_PG_URL");
+            config.store_url = Some(fresh_pg_database(&admin));
+        }
         Self::spawn_in(dir, &config).await
     }
 
     /// Starts deskbridge with `config` in `dir` (which may hold a store from before).
     pub async fn spawn_in(dir: TempDir, config: &TestConfig) -> Self {
         let path = config.write(dir.path());
+        let db = match &config.store_url {
+            Some(url) => Db::Postgres(url.clone()),
+            None => Db::Sqlite(dir.path().join("db.sqlite")),
+        };
         let (settings, text) = deskbridge::config::load(&path).expect("test config is valid");
         let prepared = prepare(settings, &path, &text).expect("test config prepares");
         let app = Application::build(prepared, Role::All)
@@ -131,6 +145,7 @@ impl TestApp {
         Self {
             port,
             dir,
+            db,
             client: reqwest::Client::new(),
             stop: Some(stop),
             task: Some(task),
@@ -151,8 +166,8 @@ impl TestApp {
             .unwrap()
     }
 
-    pub fn db(&self) -> PathBuf {
-        self.dir.path().join("db.sqlite")
+    pub fn db(&self) -> Db {
+        self.db.clone()
     }
 
     /// Stops gracefully and returns the folder (to start again on the same store).
@@ -169,6 +184,67 @@ impl TestApp {
     }
 }
 
+/// The store a test app uses.
+#[derive(Debug, Clone)]
+pub enum Db {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database URL.
+    Postgres(String),
+}
+
+/// Whether the tests run against PostgreSQL (`DESKBRIDGE_TEST_BACKEND=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("DESKBRIDGE_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// The PostgreSQL server for tests (`scripts/pg-test-server.sh start` prints it). Under CI its
+/// absence fails the test; elsewhere the caller skips.
+pub fn pg_admin_url() -> Option<String> {
+    match std::env::var("DESKBRIDGE_TEST_PG_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("CI must provide DESKBRIDGE_TEST_PG_URL (scripts/pg-test-server.sh start)")
+        }
+        Err(_) => {
+            eprintln!("skipped: set DESKBRIDGE_TEST_PG_URL (scripts/pg-test-server.sh start)");
+            None
+        }
+    }
+}
+
+/// Runs `f` with a client of `url` on a runtime of its own (callable from any test).
+pub fn pg<T: Send + 'static>(
+    url: &str,
+    f: impl FnOnce(tokio_postgres::Client) -> std::pin::Pin<Box<dyn Future<Output = T> + Send>> + Send + 'static,
+) -> T {
+    let url = url.to_string();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(connection);
+            f(client).await
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+/// A new, empty PostgreSQL database on the test server; its URL.
+pub fn fresh_pg_database(admin: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let name = format!("t_{}_{n}_{nanos}", std::process::id());
+    let create = format!("CREATE DATABASE {name}");
+    pg(admin, move |c| Box::pin(async move { c.batch_execute(&create).await.unwrap() }));
+    match admin.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => panic!("DESKBRIDGE_TEST_PG_URL must end with /database"),
+    }
+}
+
 /// One delivery row as the store has it.
 #[derive(Debug, Clone)]
 pub struct DeliveryRow {
@@ -181,45 +257,112 @@ pub struct DeliveryRow {
     pub last_error: Option<String>,
 }
 
-pub fn deliveries(db: &Path) -> Vec<DeliveryRow> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let mut stmt = conn
-        .prepare(
-            "SELECT d.id, c.key, c.version, d.destination, d.state, d.attempts, d.last_error
-             FROM deliveries d JOIN conversations c ON c.id = d.conversation_id ORDER BY d.id",
-        )
-        .unwrap();
-    stmt.query_map([], |r| {
-        Ok(DeliveryRow {
-            id: r.get(0)?,
-            key: r.get(1)?,
-            version: r.get(2)?,
-            destination: r.get(3)?,
-            state: r.get(4)?,
-            attempts: r.get(5)?,
-            last_error: r.get(6)?,
-        })
-    })
-    .unwrap()
-    .map(Result::unwrap)
-    .collect()
+const DELIVERIES: &str = "SELECT d.id, c.key, c.version, d.destination, d.state, d.attempts, d.last_error
+     FROM deliveries d JOIN conversations c ON c.id = d.conversation_id ORDER BY d.id";
+
+pub fn deliveries(db: &Db) -> Vec<DeliveryRow> {
+    match db {
+        Db::Sqlite(path) => {
+            let conn = rusqlite::Connection::open(path).unwrap();
+            let mut stmt = conn.prepare(DELIVERIES).unwrap();
+            stmt.query_map([], |r| {
+                Ok(DeliveryRow {
+                    id: r.get(0)?,
+                    key: r.get(1)?,
+                    version: r.get(2)?,
+                    destination: r.get(3)?,
+                    state: r.get(4)?,
+                    attempts: r.get(5)?,
+                    last_error: r.get(6)?,
+                })
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+        }
+        Db::Postgres(url) => pg(url, |c| {
+            Box::pin(async move {
+                c.query(DELIVERIES, &[])
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| DeliveryRow {
+                        id: r.get(0),
+                        key: r.get(1),
+                        version: i64::from(r.get::<_, i32>(2)),
+                        destination: r.get(3),
+                        state: r.get(4),
+                        attempts: i64::from(r.get::<_, i32>(5)),
+                        last_error: r.get(6),
+                    })
+                    .collect()
+            })
+        }),
+    }
 }
 
-pub fn count(db: &Path, sql: &str) -> i64 {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+/// The value of a `SELECT COUNT(*) …`.
+pub fn count(db: &Db, sql: &str) -> i64 {
+    match db {
+        Db::Sqlite(path) => rusqlite::Connection::open(path).unwrap().query_row(sql, [], |r| r.get(0)).unwrap(),
+        Db::Postgres(url) => {
+            let sql = sql.to_string();
+            pg(url, move |c| Box::pin(async move { c.query_one(&sql, &[]).await.unwrap().get(0) }))
+        }
+    }
+}
+
+/// The first column of every row of a query that selects text (null as "").
+pub fn texts(db: &Db, sql: &str) -> Vec<String> {
+    match db {
+        Db::Sqlite(path) => {
+            let conn = rusqlite::Connection::open(path).unwrap();
+            let mut stmt = conn.prepare(sql).unwrap();
+            stmt.query_map([], |r| r.get::<_, Option<String>>(0))
+                .unwrap()
+                .map(|v| v.unwrap().unwrap_or_default())
+                .collect()
+        }
+        Db::Postgres(url) => {
+            let sql = sql.to_string();
+            pg(url, move |c| {
+                Box::pin(async move {
+                    c.query(&sql, &[]).await.unwrap().iter().map(|r| r.get::<_, Option<String>>(0).unwrap_or_default()).collect()
+                })
+            })
+        }
+    }
 }
 
 /// Attempt rows (attempt number, status, error) of one delivery.
-pub fn attempts(db: &Path, delivery: i64) -> Vec<(i64, Option<i64>, Option<String>)> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT attempt, status, error FROM attempts WHERE delivery_id = ?1 ORDER BY id")
-        .unwrap();
-    stmt.query_map([delivery], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+pub fn attempts(db: &Db, delivery: i64) -> Vec<(i64, Option<i64>, Option<String>)> {
+    let sql = format!("SELECT attempt, status, error FROM attempts WHERE delivery_id = {delivery} ORDER BY id");
+    match db {
+        Db::Sqlite(path) => {
+            let conn = rusqlite::Connection::open(path).unwrap();
+            let mut stmt = conn.prepare(&sql).unwrap();
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        }
+        Db::Postgres(url) => pg(url, move |c| {
+            Box::pin(async move {
+                c.query(&sql, &[])
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| {
+                        (
+                            i64::from(r.get::<_, i32>(0)),
+                            r.get::<_, Option<i32>>(1).map(i64::from),
+                            r.get(2),
+                        )
+                    })
+                    .collect()
+            })
+        }),
+    }
 }
 
 /// Polls `check` until it holds, failing the test after `limit`.
