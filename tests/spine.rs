@@ -417,7 +417,14 @@ async fn client_errors_are_dead_after_one_attempt() {
     assert_eq!(dead.attempts, 1);
     assert_eq!(received(&mock).await.len(), 1);
     assert!(dead.last_error.unwrap().contains("HTTP 400"));
-    let excerpt = common::texts(&app.db(), &format!("SELECT excerpt FROM attempts WHERE delivery_id = {}", dead.id)).remove(0);
+    let excerpt = common::texts(
+        &app.db(),
+        &format!(
+            "SELECT excerpt FROM attempts WHERE delivery_id = {}",
+            dead.id
+        ),
+    )
+    .remove(0);
     assert_eq!(excerpt, "{\"error\":\"bad field\"}");
 }
 

@@ -2,6 +2,8 @@
 //! destinations, and helpers to read the store and wait for conditions with a deadline.
 #![allow(dead_code)]
 
+pub mod process;
+
 use deskbridge::app::{prepare, Application, Role};
 use serde_json::Value;
 use std::future::Future;
@@ -83,7 +85,9 @@ impl TestConfig {
              log:\n{}\
              destinations:\n{}",
             self.server_extra,
-            self.store_url.clone().unwrap_or_else(|| format!("sqlite://{}", dir.join("db.sqlite").display())),
+            self.store_url
+                .clone()
+                .unwrap_or_else(|| format!("sqlite://{}", dir.join("db.sqlite").display())),
             self.delivery,
             templates.display(),
             self.log,
@@ -119,7 +123,8 @@ impl TestApp {
     pub async fn spawn(mut config: TestConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         if on_postgres() && config.store_url.is_none() {
-            let admin = pg_admin_url().expect("DESKBRIDGE_TEST_BACKEND=postgres needs DESKBRIDGE_TEST_PG_URL");
+            let admin = pg_admin_url()
+                .expect("DESKBRIDGE_TEST_BACKEND=postgres needs DESKBRIDGE_TEST_PG_URL");
             config.store_url = Some(fresh_pg_database(&admin));
         }
         Self::spawn_in(dir, &config).await
@@ -216,13 +221,20 @@ pub fn pg_admin_url() -> Option<String> {
 /// Runs `f` with a client of `url` on a runtime of its own (callable from any test).
 pub fn pg<T: Send + 'static>(
     url: &str,
-    f: impl FnOnce(tokio_postgres::Client) -> std::pin::Pin<Box<dyn Future<Output = T> + Send>> + Send + 'static,
+    f: impl FnOnce(tokio_postgres::Client) -> std::pin::Pin<Box<dyn Future<Output = T> + Send>>
+        + Send
+        + 'static,
 ) -> T {
     let url = url.to_string();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
-            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
             tokio::spawn(connection);
             f(client).await
         })
@@ -235,10 +247,15 @@ pub fn pg<T: Send + 'static>(
 pub fn fresh_pg_database(admin: &str) -> String {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
     let name = format!("t_{}_{n}_{nanos}", std::process::id());
     let create = format!("CREATE DATABASE {name}");
-    pg(admin, move |c| Box::pin(async move { c.batch_execute(&create).await.unwrap() }));
+    pg(admin, move |c| {
+        Box::pin(async move { c.batch_execute(&create).await.unwrap() })
+    });
     match admin.rsplit_once('/') {
         Some((server, _)) => format!("{server}/{name}"),
         None => panic!("DESKBRIDGE_TEST_PG_URL must end with /database"),
@@ -257,7 +274,8 @@ pub struct DeliveryRow {
     pub last_error: Option<String>,
 }
 
-const DELIVERIES: &str = "SELECT d.id, c.key, c.version, d.destination, d.state, d.attempts, d.last_error
+const DELIVERIES: &str =
+    "SELECT d.id, c.key, c.version, d.destination, d.state, d.attempts, d.last_error
      FROM deliveries d JOIN conversations c ON c.id = d.conversation_id ORDER BY d.id";
 
 pub fn deliveries(db: &Db) -> Vec<DeliveryRow> {
@@ -304,10 +322,15 @@ pub fn deliveries(db: &Db) -> Vec<DeliveryRow> {
 /// The value of a `SELECT COUNT(*) …`.
 pub fn count(db: &Db, sql: &str) -> i64 {
     match db {
-        Db::Sqlite(path) => rusqlite::Connection::open(path).unwrap().query_row(sql, [], |r| r.get(0)).unwrap(),
+        Db::Sqlite(path) => rusqlite::Connection::open(path)
+            .unwrap()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap(),
         Db::Postgres(url) => {
             let sql = sql.to_string();
-            pg(url, move |c| Box::pin(async move { c.query_one(&sql, &[]).await.unwrap().get(0) }))
+            pg(url, move |c| {
+                Box::pin(async move { c.query_one(&sql, &[]).await.unwrap().get(0) })
+            })
         }
     }
 }
@@ -327,7 +350,12 @@ pub fn texts(db: &Db, sql: &str) -> Vec<String> {
             let sql = sql.to_string();
             pg(url, move |c| {
                 Box::pin(async move {
-                    c.query(&sql, &[]).await.unwrap().iter().map(|r| r.get::<_, Option<String>>(0).unwrap_or_default()).collect()
+                    c.query(&sql, &[])
+                        .await
+                        .unwrap()
+                        .iter()
+                        .map(|r| r.get::<_, Option<String>>(0).unwrap_or_default())
+                        .collect()
                 })
             })
         }
@@ -336,7 +364,9 @@ pub fn texts(db: &Db, sql: &str) -> Vec<String> {
 
 /// Attempt rows (attempt number, status, error) of one delivery.
 pub fn attempts(db: &Db, delivery: i64) -> Vec<(i64, Option<i64>, Option<String>)> {
-    let sql = format!("SELECT attempt, status, error FROM attempts WHERE delivery_id = {delivery} ORDER BY id");
+    let sql = format!(
+        "SELECT attempt, status, error FROM attempts WHERE delivery_id = {delivery} ORDER BY id"
+    );
     match db {
         Db::Sqlite(path) => {
             let conn = rusqlite::Connection::open(path).unwrap();

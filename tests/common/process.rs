@@ -1,0 +1,92 @@
+//! `deskbridge serve` as a child process: started with a config, its port read from its JSON
+//! log, signalled, and killed (SIGKILL) when dropped.
+
+use super::TOKEN;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_deskbridge");
+
+/// A running `deskbridge serve`.
+pub struct Process {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Process {
+    pub fn start(config: &Path) -> Self {
+        Self::start_with(config, &[])
+    }
+
+    /// Starts `deskbridge serve` with extra arguments (e.g. `--role worker`).
+    pub fn start_with(config: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(config)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("deskbridge starts");
+        let port = Arc::new(Mutex::new(None));
+        let stderr = child.stderr.take().unwrap();
+        let found = port.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if let Some(p) = event["fields"]["port"].as_u64() {
+                        *found.lock().unwrap() = Some(p as u16);
+                    }
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(p) = *port.lock().unwrap() {
+                return Self { child, port: p };
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "deskbridge did not report its port"
+            );
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "deskbridge exited at start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    pub async fn post(&self, body: String) -> u16 {
+        reqwest::Client::new()
+            .post(format!(
+                "http://127.0.0.1:{}/hooks/smartsupp/{TOKEN}",
+                self.port
+            ))
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
