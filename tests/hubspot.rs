@@ -3,7 +3,10 @@
 
 mod common;
 
-use common::{attempts, conversation, deliveries, eventually, sample, TestApp, TestConfig};
+use common::{
+    attempts, conversation, deliveries, eventually, json_body, requests_at, sample, TestApp,
+    TestConfig,
+};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -69,20 +72,6 @@ fn crm(mock: &MockServer, extra: &str) -> TestConfig {
     ))
 }
 
-async fn requests(mock: &MockServer, n: usize) -> Vec<Request> {
-    eventually(
-        &format!("{n} request(s) at HubSpot"),
-        Duration::from_secs(15),
-        || async { mock.received_requests().await.unwrap_or_default().len() >= n },
-    )
-    .await;
-    mock.received_requests().await.unwrap()
-}
-
-fn body(r: &Request) -> Value {
-    serde_json::from_slice(&r.body).unwrap()
-}
-
 fn assoc(id: &str, type_id: u32) -> Value {
     json!({"to": {"id": id}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}]})
 }
@@ -106,7 +95,7 @@ async fn writes_contact_ticket_and_note_with_associations() {
     let (mock, _) = hubspot().await;
     let app = TestApp::spawn(crm(&mock, "")).await;
     app.post_hook(sample("chat.json").to_string()).await;
-    let all = requests(&mock, 3).await;
+    let all = requests_at(&mock, 3).await;
     all_done(&app).await;
     let paths: Vec<&str> = all.iter().map(|r| r.url.path()).collect();
     assert_eq!(
@@ -120,7 +109,7 @@ async fn writes_contact_ticket_and_note_with_associations() {
     for r in &all {
         assert_eq!(r.headers.get("authorization").unwrap(), "Bearer pat-test-1");
     }
-    let contact = body(&all[0]);
+    let contact = json_body(&all[0]);
     let input = &contact["inputs"][0];
     assert_eq!(input["idProperty"], "email");
     assert_eq!(input["id"], "dusan@domain.com");
@@ -128,7 +117,7 @@ async fn writes_contact_ticket_and_note_with_associations() {
     assert_eq!(input["properties"]["lastname"], "Kmet");
     assert_all_strings(&input["properties"]);
 
-    let ticket = body(&all[1]);
+    let ticket = json_body(&all[1]);
     assert_all_strings(&ticket["properties"]);
     assert_eq!(ticket["properties"]["subject"], "Chat with Dusan Kmet");
     assert_eq!(ticket["properties"]["hs_pipeline"], "0");
@@ -139,7 +128,7 @@ async fn writes_contact_ticket_and_note_with_associations() {
         .contains("John Doe: Hi, how can i help you ?"));
     assert_eq!(ticket["associations"], json!([assoc("501", 16)]));
 
-    let note = body(&all[2]);
+    let note = json_body(&all[2]);
     assert_all_strings(&note["properties"]);
     assert_eq!(
         note["properties"]["hs_timestamp"],
@@ -171,7 +160,7 @@ async fn the_legacy_v3_paths_are_used_when_configured() {
     let (mock, _) = hubspot().await;
     let app = TestApp::spawn(crm(&mock, "    api_version: \"v3\"\n")).await;
     app.post_hook(sample("chat.json").to_string()).await;
-    let all = requests(&mock, 3).await;
+    let all = requests_at(&mock, 3).await;
     let paths: Vec<&str> = all.iter().map(|r| r.url.path()).collect();
     assert_eq!(
         paths,
@@ -188,16 +177,19 @@ async fn a_visitor_without_email_gets_a_ticket_and_a_note_on_it() {
     let (mock, _) = hubspot().await;
     let app = TestApp::spawn(crm(&mock, "")).await;
     app.post_hook(sample("anonymous.json").to_string()).await;
-    let all = requests(&mock, 2).await;
+    let all = requests_at(&mock, 2).await;
     all_done(&app).await;
     assert_eq!(all.len(), 2, "no contact without an email");
     assert_eq!(all[0].url.path(), format!("{V}/tickets"));
-    assert_eq!(body(&all[0])["associations"], json!([]));
+    assert_eq!(json_body(&all[0])["associations"], json!([]));
     assert_eq!(
-        body(&all[0])["properties"]["subject"],
+        json_body(&all[0])["properties"]["subject"],
         "Chat with Visitor #27671"
     );
-    assert_eq!(body(&all[1])["associations"], json!([assoc("601", 228)]));
+    assert_eq!(
+        json_body(&all[1])["associations"],
+        json!([assoc("601", 228)])
+    );
 }
 
 #[tokio::test]
@@ -277,7 +269,7 @@ async fn the_daily_limit_parks_the_destination_without_spending_attempts() {
     .await;
     let app = TestApp::spawn(crm(&mock, "")).await;
     app.post_hook(conversation(1).to_string()).await;
-    requests(&mock, 1).await;
+    requests_at(&mock, 1).await;
     eventually("a deferred attempt", Duration::from_secs(10), || async {
         let rows = deliveries(&app.db());
         !rows.is_empty() && !attempts(&app.db(), rows[0].id).is_empty()
@@ -363,15 +355,15 @@ async fn a_new_version_adds_a_note_to_the_same_contact_and_ticket() {
     let app = TestApp::spawn(crm(&mock, "")).await;
     let v1 = sample("chat.json");
     app.post_hook(v1.to_string()).await;
-    requests(&mock, 3).await;
+    requests_at(&mock, 3).await;
     all_done(&app).await;
     let mut v2 = v1.clone();
     v2["messages"].as_array_mut().unwrap().push(json!({"type": "visitor", "name": "Dusan Kmet", "content": "Back again", "sentAt": 1427470900000_i64}));
     app.post_hook(v2.to_string()).await;
-    let all = requests(&mock, 4).await;
+    let all = requests_at(&mock, 4).await;
     all_done(&app).await;
     assert_eq!(all.len(), 4, "only a note for the new version");
-    let note = body(&all[3]);
+    let note = json_body(&all[3]);
     assert_eq!(all[3].url.path(), format!("{V}/notes"));
     assert_eq!(
         note["associations"],
@@ -396,8 +388,8 @@ async fn transcripts_over_the_note_limit_are_cut_with_a_notice() {
             .collect(),
     );
     app.post_hook(c.to_string()).await;
-    let all = requests(&mock, 3).await;
-    let html = body(&all[2])["properties"]["hs_note_body"]
+    let all = requests_at(&mock, 3).await;
+    let html = json_body(&all[2])["properties"]["hs_note_body"]
         .as_str()
         .unwrap()
         .to_string();
@@ -417,7 +409,7 @@ async fn requests_are_paced_under_the_configured_rate() {
     for i in 0..4 {
         app.post_hook(conversation(i).to_string()).await;
     }
-    requests(&mock, 12).await;
+    requests_at(&mock, 12).await;
     let mut times = times.lock().unwrap().clone();
     times.sort();
     // Requests are counted where the mock receives them, a little after the pacer let them
@@ -467,7 +459,7 @@ async fn a_ticket_with_an_unknown_outcome_is_searched_before_it_is_created_again
         .collect();
     assert_eq!(creates.len(), 1, "the ticket was found, not created twice");
     assert_eq!(
-        body(creates[0])["properties"]["smartsupp_conversation"],
+        json_body(creates[0])["properties"]["smartsupp_conversation"],
         "208-1"
     );
     let search = all
@@ -475,12 +467,12 @@ async fn a_ticket_with_an_unknown_outcome_is_searched_before_it_is_created_again
         .find(|r| r.url.path().ends_with("/tickets/search"))
         .unwrap();
     assert_eq!(
-        body(search)["filterGroups"][0]["filters"][0],
+        json_body(search)["filterGroups"][0]["filters"][0],
         json!({"propertyName": "smartsupp_conversation", "operator": "EQ", "value": "208-1"})
     );
     let note = all
         .iter()
         .find(|r| r.url.path().ends_with("/notes"))
         .unwrap();
-    assert_eq!(body(note)["associations"][1], assoc("999", 228));
+    assert_eq!(json_body(note)["associations"][1], assoc("999", 228));
 }

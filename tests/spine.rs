@@ -5,7 +5,8 @@
 mod common;
 
 use common::{
-    attempts, conversation, count, deliveries, eventually, sample, TestApp, TestConfig, TOKEN,
+    attempts, conversation, count, deliveries, eventually, header, requests_at, sample, TestApp,
+    TestConfig, TOKEN,
 };
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -31,23 +32,6 @@ async fn received(server: &MockServer) -> Vec<Request> {
     server.received_requests().await.unwrap_or_default()
 }
 
-async fn wait_for_requests(server: &MockServer, n: usize) -> Vec<Request> {
-    eventually(
-        &format!("{n} request(s) at the mock"),
-        Duration::from_secs(15),
-        || async { received(server).await.len() >= n },
-    )
-    .await;
-    received(server).await
-}
-
-fn header(r: &Request, name: &str) -> String {
-    r.headers
-        .get(name)
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn both_documented_examples_are_accepted_and_delivered() {
     let mock = mock_ok().await;
@@ -67,7 +51,7 @@ async fn both_documented_examples_are_accepted_and_delivered() {
         assert_eq!(answer["status"], "accepted");
         assert_eq!(answer["deliveries"], 1);
     }
-    let requests = wait_for_requests(&mock, 2).await;
+    let requests = requests_at(&mock, 2).await;
     let mut keys = Vec::new();
     for r in &requests {
         let body: Value = serde_json::from_slice(&r.body).unwrap();
@@ -122,7 +106,7 @@ async fn untrusted_strings_arrive_byte_exact_inside_valid_json() {
         body["messages"][0]["content"] = json!(text);
         assert_eq!(app.post_hook(body.to_string()).await.status(), 200);
     }
-    let requests = wait_for_requests(&mock, nasty.len()).await;
+    let requests = requests_at(&mock, nasty.len()).await;
     let mut seen = Vec::new();
     for r in requests {
         let body: Value = serde_json::from_slice(&r.body).expect("valid JSON whatever the strings");
@@ -159,7 +143,7 @@ async fn a_five_thousand_message_conversation_is_delivered_whole() {
     let response = app.post_hook(body.to_string()).await;
     assert_eq!(response.status(), 200);
     assert!(started.elapsed() < Duration::from_secs(5));
-    let requests = wait_for_requests(&mock, 1).await;
+    let requests = requests_at(&mock, 1).await;
     let delivered: Value = serde_json::from_slice(&requests[0].body).unwrap();
     let list = delivered["data"]["messages"].as_array().unwrap();
     assert_eq!(list.len(), 5000);
@@ -293,7 +277,7 @@ async fn duplicates_are_suppressed_and_new_versions_delivered() {
     assert_eq!(c["status"], "accepted");
     assert_eq!(c["version"], 2);
 
-    let requests = wait_for_requests(&mock, 2).await;
+    let requests = requests_at(&mock, 2).await;
     assert_eq!(requests.len(), 2);
     let ids: Vec<String> = requests.iter().map(|r| header(r, "webhook-id")).collect();
     assert_ne!(ids[0], ids[1], "each version is its own delivery");
@@ -471,7 +455,7 @@ async fn signed_webhooks_verify_with_the_secret() {
     )))
     .await;
     app.post_hook(conversation(1).to_string()).await;
-    let r = &wait_for_requests(&mock, 1).await[0];
+    let r = &requests_at(&mock, 1).await[0];
     let id = header(r, "webhook-id");
     let timestamp = header(r, "webhook-timestamp");
     let signatures = header(r, "webhook-signature");
@@ -528,8 +512,8 @@ async fn when_expressions_route_conversations() {
     assert_eq!(chat["deliveries"], 1);
     assert_eq!(missed["deliveries"], 2);
     assert_eq!(offline["deliveries"], 2);
-    wait_for_requests(&all, 3).await;
-    let routed = wait_for_requests(&missed_only, 2).await;
+    requests_at(&all, 3).await;
+    let routed = requests_at(&missed_only, 2).await;
     let kinds: Vec<String> = routed
         .iter()
         .map(|r| {

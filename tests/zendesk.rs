@@ -6,7 +6,10 @@ mod common;
 #[path = "common/openapi.rs"]
 mod openapi;
 
-use common::{attempts, conversation, deliveries, eventually, sample, TestApp, TestConfig};
+use common::{
+    attempts, conversation, deliveries, eventually, header, json_body, requests_at, sample,
+    TestApp, TestConfig,
+};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -86,27 +89,6 @@ fn helpdesk(mock: &MockServer, extra: &str) -> TestConfig {
     ))
 }
 
-async fn requests(mock: &MockServer, n: usize) -> Vec<Request> {
-    eventually(
-        &format!("{n} request(s) at Zendesk"),
-        Duration::from_secs(15),
-        || async { mock.received_requests().await.unwrap_or_default().len() >= n },
-    )
-    .await;
-    mock.received_requests().await.unwrap()
-}
-
-fn body(r: &Request) -> Value {
-    serde_json::from_slice(&r.body).unwrap()
-}
-
-fn header(r: &Request, name: &str) -> String {
-    r.headers
-        .get(name)
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn each_kind_becomes_a_valid_ticket_with_basic_auth() {
     let mock = zendesk().await;
@@ -122,7 +104,7 @@ async fn each_kind_becomes_a_valid_ticket_with_basic_auth() {
     ] {
         assert_eq!(app.post_hook(c.to_string()).await.status(), 200);
     }
-    let all = requests(&mock, 5).await;
+    let all = requests_at(&mock, 5).await;
     let spec = spec();
     let basic = format!(
         "Basic {}",
@@ -134,7 +116,7 @@ async fn each_kind_becomes_a_valid_ticket_with_basic_auth() {
         assert_eq!(header(r, "authorization"), basic);
         assert!(header(r, "idempotency-key").starts_with("msg_"));
         assert_valid(&spec, r);
-        let t = &body(r)["ticket"];
+        let t = &json_body(r)["ticket"];
         subjects.push(t["subject"].as_str().unwrap().to_string());
         assert_eq!(t["comment"]["public"], false);
         assert!(t["tags"].as_array().unwrap().contains(&json!("smartsupp")));
@@ -207,7 +189,7 @@ async fn an_oauth_token_is_sent_as_bearer() {
     let mock = zendesk().await;
     let app = TestApp::spawn(helpdesk(&mock, "    oauth_token: \"oauth-xyz\"\n")).await;
     app.post_hook(conversation(1).to_string()).await;
-    let r = &requests(&mock, 1).await[0];
+    let r = &requests_at(&mock, 1).await[0];
     assert_eq!(header(r, "authorization"), "Bearer oauth-xyz");
 }
 
@@ -222,9 +204,9 @@ async fn a_five_thousand_message_chat_is_one_valid_ticket() {
             .collect(),
     );
     app.post_hook(c.to_string()).await;
-    let r = &requests(&mock, 1).await[0];
+    let r = &requests_at(&mock, 1).await[0];
     assert_valid(&spec(), r);
-    let html = body(r)["ticket"]["comment"]["html_body"]
+    let html = json_body(r)["ticket"]["comment"]["html_body"]
         .as_str()
         .unwrap()
         .to_string();
@@ -332,9 +314,9 @@ async fn the_destination_pauses_while_no_requests_remain() {
     .await;
     let app = TestApp::spawn(helpdesk(&mock, "")).await;
     app.post_hook(conversation(1).to_string()).await;
-    requests(&mock, 1).await;
+    requests_at(&mock, 1).await;
     app.post_hook(conversation(2).to_string()).await;
-    requests(&mock, 2).await;
+    requests_at(&mock, 2).await;
     let times = seen.lock().unwrap().clone();
     assert!(
         times[1] - times[0] >= Duration::from_secs(1),
@@ -404,7 +386,7 @@ async fn a_new_version_comments_and_a_closed_ticket_gets_a_follow_up() {
     let spec = spec();
     let v1 = sample("chat.json");
     app.post_hook(v1.to_string()).await;
-    requests(&mock, 1).await;
+    requests_at(&mock, 1).await;
     eventually("v1 done", Duration::from_secs(5), || async {
         deliveries(&app.db()).iter().all(|d| d.state == "done")
     })
@@ -413,14 +395,14 @@ async fn a_new_version_comments_and_a_closed_ticket_gets_a_follow_up() {
     let mut v2 = v1.clone();
     v2["messages"].as_array_mut().unwrap().push(json!({"type": "visitor", "name": "Dusan Kmet", "content": "One more <question>", "sentAt": 1427470600000_i64}));
     app.post_hook(v2.to_string()).await;
-    let all = requests(&mock, 2).await;
+    let all = requests_at(&mock, 2).await;
     let put = &all[1];
     assert_eq!(
         (put.method.as_str(), put.url.path()),
         ("PUT", "/api/v2/tickets/101")
     );
     assert_valid(&spec, put);
-    let html = body(put)["ticket"]["comment"]["html_body"]
+    let html = json_body(put)["ticket"]["comment"]["html_body"]
         .as_str()
         .unwrap()
         .to_string();
@@ -430,14 +412,14 @@ async fn a_new_version_comments_and_a_closed_ticket_gets_a_follow_up() {
     let mut v3 = v2.clone();
     v3["messages"].as_array_mut().unwrap().push(json!({"type": "visitor", "name": "Dusan Kmet", "content": "Still there?", "sentAt": 1427470700000_i64}));
     app.post_hook(v3.to_string()).await;
-    let all = requests(&mock, 4).await;
+    let all = requests_at(&mock, 4).await;
     let follow_up = all
         .iter()
         .rev()
         .find(|r| r.method.as_str() == "POST")
         .unwrap();
     assert_valid(&spec, follow_up);
-    let t = &body(follow_up)["ticket"];
+    let t = &json_body(follow_up)["ticket"];
     assert_eq!(t["via_followup_source_id"], 101);
     assert_eq!(t["external_id"], "208-55039");
     eventually("v3 done", Duration::from_secs(5), || async {
@@ -451,10 +433,10 @@ async fn import_mode_keeps_the_chat_times_and_one_comment_per_message() {
     let mock = zendesk().await;
     let app = TestApp::spawn(helpdesk(&mock, "    mode: import\n")).await;
     app.post_hook(sample("chat.json").to_string()).await;
-    let r = &requests(&mock, 1).await[0];
+    let r = &requests_at(&mock, 1).await[0];
     assert_eq!(r.url.path(), "/api/v2/imports/tickets");
     assert_valid(&spec(), r);
-    let t = &body(r)["ticket"];
+    let t = &json_body(r)["ticket"];
     assert_eq!(t["created_at"], "2015-03-27T15:33:59.703Z");
     let comments = t["comments"].as_array().unwrap();
     assert_eq!(comments.len(), 6 + 1, "one per message, then the context");
@@ -526,9 +508,9 @@ async fn odd_visitor_data_still_makes_a_ticket() {
     c["visitor"]["email"] = json!("not an email");
     c["visitor"]["variables"] = json!({"plan": "gold", "seats": {"value": 3}});
     app.post_hook(c.to_string()).await;
-    let r = &requests(&mock, 1).await[0];
+    let r = &requests_at(&mock, 1).await[0];
     assert_valid(&spec(), r);
-    let t = &body(r)["ticket"];
+    let t = &json_body(r)["ticket"];
     assert!(
         t.get("requester").is_none(),
         "an unusable email makes no requester"
@@ -566,7 +548,7 @@ async fn versions_reach_zendesk_in_order() {
         .push(json!({"type": "visitor", "content": "again", "sentAt": 1427470999000_i64}));
     app.post_hook(v1.to_string()).await;
     app.post_hook(v2.to_string()).await;
-    let all = requests(&mock, 2).await;
+    let all = requests_at(&mock, 2).await;
     eventually("both done", Duration::from_secs(10), || async {
         deliveries(&app.db()).iter().all(|d| d.state == "done")
     })

@@ -14,12 +14,27 @@ use std::sync::{Arc, RwLock};
 /// Registers every deskbridge helper on `registry`.
 pub fn register(registry: &mut Handlebars<'static>) {
     registry.register_helper("json", Box::new(json));
-    registry.register_helper("datetime", Box::new(DateTimeHelper));
-    registry.register_helper("duration", Box::new(DurationHelper));
-    registry.register_helper("transcript", Box::new(TranscriptHelper));
-    registry.register_helper("default", Box::new(DefaultHelper));
-    registry.register_helper("truncate", Box::new(TruncateHelper));
-    registry.register_helper("html", Box::new(HtmlHelper));
+    registry.register_helper("datetime", Box::new(ValueHelper(datetime)));
+    registry.register_helper("duration", Box::new(ValueHelper(duration)));
+    registry.register_helper("transcript", Box::new(ValueHelper(transcript_text)));
+    registry.register_helper("default", Box::new(ValueHelper(default_value)));
+    registry.register_helper("truncate", Box::new(ValueHelper(truncate_text)));
+    registry.register_helper("html", Box::new(ValueHelper(html)));
+}
+
+/// A helper whose result is a value, escaped like a variable by the template's file type.
+struct ValueHelper(fn(&Helper) -> Result<Value, RenderError>);
+
+impl HelperDef for ValueHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        (self.0)(h).map(ScopedJson::Derived)
+    }
 }
 
 fn other(message: String) -> RenderError {
@@ -92,26 +107,16 @@ fn check_format(name: &str, format: &str) -> Result<(), RenderError> {
 }
 
 /// `{{datetime value ["%Y-%m-%d %H:%M"] [tz="Europe/Prague"]}}`; RFC 3339 by default.
-struct DateTimeHelper;
-
-impl HelperDef for DateTimeHelper {
-    fn call_inner<'reg: 'rc, 'rc>(
-        &self,
-        h: &Helper<'rc>,
-        _: &'reg Handlebars<'reg>,
-        _: &'rc Context,
-        _: &mut RenderContext<'reg, 'rc>,
-    ) -> Result<ScopedJson<'rc>, RenderError> {
-        let value = param(h, "datetime", 0)?;
-        let format = h
-            .param(1)
-            .and_then(|p| p.value().as_str())
-            .unwrap_or("%Y-%m-%dT%H:%M:%S%:z");
-        check_format("datetime", format)?;
-        let tz = time_zone(h, "datetime")?;
-        let text = format_time(value, tz, format).unwrap_or_default();
-        Ok(ScopedJson::Derived(Value::String(text)))
-    }
+fn datetime(h: &Helper) -> Result<Value, RenderError> {
+    let value = param(h, "datetime", 0)?;
+    let format = h
+        .param(1)
+        .and_then(|p| p.value().as_str())
+        .unwrap_or("%Y-%m-%dT%H:%M:%S%:z");
+    check_format("datetime", format)?;
+    let tz = time_zone(h, "datetime")?;
+    let text = format_time(value, tz, format).unwrap_or_default();
+    Ok(Value::String(text))
 }
 
 /// Compact human text for a number of seconds: `36s`, `2m 5s`, `1h 2m`.
@@ -127,54 +132,34 @@ pub fn human_duration(seconds: i64) -> String {
 }
 
 /// `{{duration seconds}}`; empty for null.
-struct DurationHelper;
-
-impl HelperDef for DurationHelper {
-    fn call_inner<'reg: 'rc, 'rc>(
-        &self,
-        h: &Helper<'rc>,
-        _: &'reg Handlebars<'reg>,
-        _: &'rc Context,
-        _: &mut RenderContext<'reg, 'rc>,
-    ) -> Result<ScopedJson<'rc>, RenderError> {
-        let value = param(h, "duration", 0)?;
-        let seconds = value
-            .as_i64()
-            .or_else(|| value.as_f64().map(|f| f.round() as i64))
-            .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()));
-        let text = seconds.map(human_duration).unwrap_or_default();
-        Ok(ScopedJson::Derived(Value::String(text)))
-    }
+fn duration(h: &Helper) -> Result<Value, RenderError> {
+    let value = param(h, "duration", 0)?;
+    let seconds = value
+        .as_i64()
+        .or_else(|| value.as_f64().map(|f| f.round() as i64))
+        .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()));
+    let text = seconds.map(human_duration).unwrap_or_default();
+    Ok(Value::String(text))
 }
 
 /// `{{transcript messages [format="html"] [tz="…"] [time="%H:%M"] [visitor=meta.visitorName]}}`.
-struct TranscriptHelper;
-
-impl HelperDef for TranscriptHelper {
-    fn call_inner<'reg: 'rc, 'rc>(
-        &self,
-        h: &Helper<'rc>,
-        _: &'reg Handlebars<'reg>,
-        _: &'rc Context,
-        _: &mut RenderContext<'reg, 'rc>,
-    ) -> Result<ScopedJson<'rc>, RenderError> {
-        let messages = param(h, "transcript", 0)?;
-        let format = match hash_str(h, "format").unwrap_or("text") {
-            "text" => transcript::Format::Text,
-            "html" => transcript::Format::Html,
-            f => {
-                return Err(other(format!(
-                    "transcript: format {f:?} is not text or html"
-                )))
-            }
-        };
-        let time = hash_str(h, "time").unwrap_or("%H:%M:%S");
-        check_format("transcript", time)?;
-        let tz = time_zone(h, "transcript")?;
-        let visitor = hash_str(h, "visitor").unwrap_or("Visitor");
-        let text = transcript::render(messages, format, tz, time, visitor);
-        Ok(ScopedJson::Derived(Value::String(text)))
-    }
+fn transcript_text(h: &Helper) -> Result<Value, RenderError> {
+    let messages = param(h, "transcript", 0)?;
+    let format = match hash_str(h, "format").unwrap_or("text") {
+        "text" => transcript::Format::Text,
+        "html" => transcript::Format::Html,
+        f => {
+            return Err(other(format!(
+                "transcript: format {f:?} is not text or html"
+            )))
+        }
+    };
+    let time = hash_str(h, "time").unwrap_or("%H:%M:%S");
+    check_format("transcript", time)?;
+    let tz = time_zone(h, "transcript")?;
+    let visitor = hash_str(h, "visitor").unwrap_or("Visitor");
+    let text = transcript::render(messages, format, tz, time, visitor);
+    Ok(Value::String(text))
 }
 
 fn is_blank(value: &Value) -> bool {
@@ -186,73 +171,41 @@ fn is_blank(value: &Value) -> bool {
 }
 
 /// `{{default value fallback}}`: `fallback` when `value` is null or an empty string.
-struct DefaultHelper;
-
-impl HelperDef for DefaultHelper {
-    fn call_inner<'reg: 'rc, 'rc>(
-        &self,
-        h: &Helper<'rc>,
-        _: &'reg Handlebars<'reg>,
-        _: &'rc Context,
-        _: &mut RenderContext<'reg, 'rc>,
-    ) -> Result<ScopedJson<'rc>, RenderError> {
-        let value = param(h, "default", 0)?;
-        let chosen = if is_blank(value) {
-            param(h, "default", 1)?
-        } else {
-            value
-        };
-        Ok(ScopedJson::Derived(chosen.clone()))
-    }
+fn default_value(h: &Helper) -> Result<Value, RenderError> {
+    let value = param(h, "default", 0)?;
+    let chosen = if is_blank(value) {
+        param(h, "default", 1)?
+    } else {
+        value
+    };
+    Ok(chosen.clone())
 }
 
 /// `{{truncate text 100 ["…"]}}`: at most that many characters, the suffix included.
-struct TruncateHelper;
-
-impl HelperDef for TruncateHelper {
-    fn call_inner<'reg: 'rc, 'rc>(
-        &self,
-        h: &Helper<'rc>,
-        _: &'reg Handlebars<'reg>,
-        _: &'rc Context,
-        _: &mut RenderContext<'reg, 'rc>,
-    ) -> Result<ScopedJson<'rc>, RenderError> {
-        let value = param(h, "truncate", 0)?;
-        let limit = param(h, "truncate", 1)?
-            .as_u64()
-            .ok_or_else(|| other("truncate: the length must be a whole number".into()))?
-            as usize;
-        let suffix = h.param(2).and_then(|p| p.value().as_str()).unwrap_or("…");
-        let text = match value {
-            Value::String(s) => s.clone(),
-            Value::Null => String::new(),
-            other => other.to_string(),
-        };
-        Ok(ScopedJson::Derived(Value::String(truncate(
-            &text, limit, suffix,
-        ))))
-    }
+fn truncate_text(h: &Helper) -> Result<Value, RenderError> {
+    let value = param(h, "truncate", 0)?;
+    let limit = param(h, "truncate", 1)?
+        .as_u64()
+        .ok_or_else(|| other("truncate: the length must be a whole number".into()))?
+        as usize;
+    let suffix = h.param(2).and_then(|p| p.value().as_str()).unwrap_or("…");
+    let text = match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    Ok(Value::String(truncate(&text, limit, suffix)))
 }
 
 /// `{{html text}}`: HTML-escaped text, for HTML that lands inside a JSON string (the JSON
 /// escaping of `*.json.hbs` still applies on top).
-struct HtmlHelper;
-
-impl HelperDef for HtmlHelper {
-    fn call_inner<'reg: 'rc, 'rc>(
-        &self,
-        h: &Helper<'rc>,
-        _: &'reg Handlebars<'reg>,
-        _: &'rc Context,
-        _: &mut RenderContext<'reg, 'rc>,
-    ) -> Result<ScopedJson<'rc>, RenderError> {
-        let text = match param(h, "html", 0)? {
-            Value::String(s) => handlebars::html_escape(s),
-            Value::Null => String::new(),
-            other => handlebars::html_escape(&other.to_string()),
-        };
-        Ok(ScopedJson::Derived(Value::String(text)))
-    }
+fn html(h: &Helper) -> Result<Value, RenderError> {
+    let text = match param(h, "html", 0)? {
+        Value::String(s) => handlebars::html_escape(s),
+        Value::Null => String::new(),
+        other => handlebars::html_escape(&other.to_string()),
+    };
+    Ok(Value::String(text))
 }
 
 /// `{{include "name.html.hbs"}}` in JSON templates: renders an HTML or text template with the

@@ -426,3 +426,27 @@ pub fn conversation(channel: i64) -> Value {
     c["channel"]["id"] = channel.into();
     c
 }
+
+/// Waits until `mock` has received at least `n` requests; returns all of them.
+pub async fn requests_at(mock: &wiremock::MockServer, n: usize) -> Vec<wiremock::Request> {
+    eventually(
+        &format!("{n} request(s) at the mock"),
+        Duration::from_secs(15),
+        || async { mock.received_requests().await.unwrap_or_default().len() >= n },
+    )
+    .await;
+    mock.received_requests().await.unwrap_or_default()
+}
+
+/// A request's JSON body.
+pub fn json_body(r: &wiremock::Request) -> Value {
+    serde_json::from_slice(&r.body).unwrap()
+}
+
+/// A request header's value, or "".
+pub fn header(r: &wiremock::Request, name: &str) -> String {
+    r.headers
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
