@@ -33,16 +33,16 @@ run() { # instances
   local url="$server/$db"
   pids=()
   for i in $(seq 1 "$n"); do
-    DESKBRIDGE_STORE__URL="$url" DESKBRIDGE_SERVER__LISTEN="127.0.0.1:$((18080 + i))" \
+    DESKBRIDGE_STORE__URL="$url" DESKBRIDGE_SERVER__LISTEN="127.0.0.1:$((18090 + i))" \
       "$bin" serve --config bench/deskbridge.bench.yaml 2>"$out/pg-$n-$i.log" &
     pids+=($!)
   done
   for i in $(seq 1 "$n"); do
-    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$((18080 + i))/healthz" >/dev/null && break; sleep 0.1; done
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$((18090 + i))/healthz" >/dev/null && break; sleep 0.1; done
   done
   local c=$((64 / n)) wrks=()
   for i in $(seq 1 "$n"); do
-    wrk -t1 -c"$c" -d"${duration}s" --latency -s bench/hook.lua "http://127.0.0.1:$((18080 + i))" \
+    wrk -t1 -c"$c" -d"${duration}s" --latency -s bench/hook.lua "http://127.0.0.1:$((18090 + i))" \
       -- samples/chat.json /hooks/smartsupp/bench-token >"$out/wrk-pg-$n-$i.txt" &
     wrks+=($!)
   done

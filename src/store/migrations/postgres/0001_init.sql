@@ -13,10 +13,14 @@ CREATE TABLE conversations (
 );
 
 -- One delivery per routed destination and conversation version (see the SQLite migration for
--- the meaning of each column).
+-- the meaning of each column). Unlike SQLite, a claim sets only lease_until (not indexed), so
+-- claiming creates no dead entries in the queue index; key and version are copied from the
+-- conversation so the in-order check needs no join.
 CREATE TABLE deliveries (
     id BIGSERIAL PRIMARY KEY,
     conversation_id BIGINT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    version INTEGER NOT NULL,
     destination TEXT NOT NULL,
     state TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -30,6 +34,11 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_due ON deliveries (destination, next_attempt_at) WHERE state = 'pending';
 CREATE INDEX deliveries_conversation ON deliveries (conversation_id);
+CREATE INDEX deliveries_versions ON deliveries (key, destination, version);
+-- A queue table churns: vacuum and analyze it early so the claim's plan and index stay lean.
+ALTER TABLE deliveries SET (autovacuum_vacuum_scale_factor = 0.01,
+                            autovacuum_analyze_scale_factor = 0.01,
+                            autovacuum_vacuum_cost_delay = 0);
 
 CREATE TABLE attempts (
     id BIGSERIAL PRIMARY KEY,

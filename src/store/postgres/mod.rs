@@ -8,12 +8,15 @@ use super::{
     now_ms, AttemptRecord, ClaimBatch, Claimed, Ingested, NewConversation, Next, Stats, StoreError,
 };
 use crate::smartsupp::Stored;
+mod batch;
+
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::NoTls;
 
 /// Migrations in order; `deskbridge_migrations` records those applied.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_init.sql")];
 /// Advisory lock key that serialises migrations of instances starting together.
 const MIGRATION_LOCK: i64 = 0x6465_736b_6272;
 /// How long a hook or a claim waits for a connection or for the server to answer a connect.
@@ -21,12 +24,16 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Attempts at committing a new version when another instance took the same number first.
 const VERSION_RACE_RETRIES: usize = 5;
 
-/// A pool of connections to one database.
+/// A pool of connections to one database, and the group-commit queue of this instance.
 pub struct PgStore {
     pool: Pool,
+    writes: mpsc::Sender<batch::Job>,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
+/// Group-commit writers per instance (each uses one connection while it commits).
+const WRITERS: usize = 2;
+
+pub(super) fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
@@ -53,7 +60,8 @@ impl PgStore {
             .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(unavailable)?;
-        let store = Self { pool };
+        let writes = batch::start(pool.clone(), WRITERS);
+        let store = Self { pool, writes };
         store.migrate().await?;
         Ok(store)
     }
@@ -101,57 +109,27 @@ impl PgStore {
         Ok(count)
     }
 
+    /// Commits a conversation with the next group commit; a body already stored is a
+    /// duplicate, and a version number taken at the same moment by another instance is retried
+    /// with the next one.
     pub async fn ingest(&self, c: NewConversation) -> Result<Ingested, StoreError> {
-        let client = self.client().await?;
-        let destinations: Vec<&str> = c
-            .destinations
-            .iter()
-            .map(|r| r.destination.as_str())
-            .collect();
-        let errors: Vec<Option<&str>> = c.destinations.iter().map(|r| r.error.as_deref()).collect();
-        let insert = client
-            .prepare_cached(
-                "WITH new AS (
-                     INSERT INTO conversations (key, version, digest, raw, received_at, client_ip)
-                     SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5
-                     FROM conversations WHERE key = $1
-                     ON CONFLICT DO NOTHING
-                     RETURNING id, version
-                 ), routed AS (
-                     INSERT INTO deliveries (conversation_id, destination, state, next_attempt_at,
-                                             last_error, created_at, updated_at)
-                     SELECT new.id, r.destination,
-                            CASE WHEN r.error IS NULL THEN 'pending' ELSE 'dead' END,
-                            $4, r.error, $4, $4
-                     FROM new, UNNEST($6::text[], $7::text[]) AS r (destination, error)
-                 )
-                 SELECT version FROM new",
-            )
-            .await
-            .map_err(unavailable)?;
+        let deliveries = c.destinations.len();
         for _ in 0..VERSION_RACE_RETRIES {
-            let rows = client
-                .query(
-                    &insert,
-                    &[
-                        &c.key,
-                        &&c.digest[..],
-                        &&c.raw[..],
-                        &c.received_at,
-                        &c.client_ip,
-                        &destinations,
-                        &errors,
-                    ],
-                )
+            let (reply, answer) = oneshot::channel();
+            self.writes
+                .send(batch::Job::Ingest(c.clone(), reply))
                 .await
-                .map_err(unavailable)?;
-            if let Some(row) = rows.first() {
-                let version: i32 = row.get(0);
+                .map_err(|_| unavailable("the store writer has stopped"))?;
+            let version = answer
+                .await
+                .map_err(|_| unavailable("the store writer stopped before answering"))??;
+            if let Some(version) = version {
                 return Ok(Ingested::Accepted {
-                    version: i64::from(version),
-                    deliveries: c.destinations.len(),
+                    version,
+                    deliveries,
                 });
             }
+            let client = self.client().await?;
             let seen = client
                 .query_opt(
                     "SELECT 1 FROM conversations WHERE key = $1 AND digest = $2",
@@ -162,7 +140,6 @@ impl PgStore {
             if seen.is_some() {
                 return Ok(Ingested::Duplicate);
             }
-            // Another instance committed a new version of this key at the same moment.
         }
         Err(unavailable("could not number a new version; try again"))
     }
@@ -178,25 +155,26 @@ impl PgStore {
         let rows = client
             .query(
                 "WITH due AS (
-                     SELECT d.id FROM deliveries d JOIN conversations c ON c.id = d.conversation_id
+                     SELECT d.id FROM deliveries d
                      WHERE d.destination = $1 AND d.state = 'pending' AND d.next_attempt_at <= $2
-                       AND NOT EXISTS (SELECT 1 FROM deliveries e
-                                       JOIN conversations ec ON ec.id = e.conversation_id
-                                       WHERE ec.key = c.key AND ec.version < c.version
-                                         AND e.destination = d.destination AND e.state = 'pending')
+                       AND (d.lease_until IS NULL OR d.lease_until <= $2)
+                       AND (d.version = 1 OR NOT EXISTS (
+                             SELECT 1 FROM deliveries e
+                             WHERE e.key = d.key AND e.destination = d.destination
+                               AND e.version < d.version AND e.state = 'pending'))
                      ORDER BY d.next_attempt_at
                      LIMIT $3
-                     FOR UPDATE OF d SKIP LOCKED
+                     FOR UPDATE SKIP LOCKED
                  )
                  UPDATE deliveries d
-                 SET next_attempt_at = $4, lease_until = $4, claims = d.claims + 1
+                 SET lease_until = $4, claims = d.claims + 1
                  FROM due, conversations c
                  WHERE d.id = due.id AND c.id = d.conversation_id
                  RETURNING d.id, d.attempts, d.claims - 1, d.result, c.key, c.version, c.received_at, c.raw,
-                     (SELECT p.result FROM deliveries p JOIN conversations pc ON pc.id = p.conversation_id
-                      WHERE pc.key = c.key AND pc.version < c.version
-                        AND p.destination = d.destination AND p.state = 'done'
-                      ORDER BY pc.version DESC LIMIT 1)",
+                     (SELECT p.result FROM deliveries p
+                      WHERE p.key = d.key AND p.destination = d.destination
+                        AND p.version < d.version AND p.state = 'done'
+                      ORDER BY p.version DESC LIMIT 1)",
                 &[&destination, &now, &(limit as i64), &lease_until],
             )
             .await
@@ -226,7 +204,8 @@ impl PgStore {
         }
         let next_due: Option<i64> = client
             .query_one(
-                "SELECT MIN(next_attempt_at) FROM deliveries WHERE destination = $1 AND state = 'pending'",
+                "SELECT MIN(GREATEST(next_attempt_at, COALESCE(lease_until, 0)))
+                 FROM deliveries WHERE destination = $1 AND state = 'pending'",
                 &[&destination],
             )
             .await
@@ -241,40 +220,31 @@ impl PgStore {
     pub async fn record(
         &self,
         delivery: i64,
-        a: AttemptRecord,
+        attempt: AttemptRecord,
         next: Next,
         result: Option<String>,
     ) -> Result<(), StoreError> {
-        let (state, due, counted): (&str, Option<i64>, i32) = match next {
-            Next::Done => ("done", None, 1),
-            Next::Dead => ("dead", None, 1),
-            Next::Retry(at) => ("pending", Some(at), 1),
-            Next::Defer(at) => ("pending", Some(at), 0),
+        let (reply, answer) = oneshot::channel();
+        let record = batch::Record {
+            delivery,
+            attempt,
+            next,
+            result,
         };
-        let status = a.status.map(i32::from);
-        let client = self.client().await?;
-        client
-            .execute(
-                "WITH logged AS (
-                     INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, status, excerpt, error)
-                     SELECT id, attempts + 1, $2, $3, $4, $5, $6 FROM deliveries WHERE id = $1
-                 )
-                 UPDATE deliveries SET attempts = attempts + $7, state = $8,
-                     next_attempt_at = COALESCE($9, next_attempt_at), lease_until = NULL,
-                     last_error = $6, result = COALESCE($10, result), updated_at = $11
-                 WHERE id = $1",
-                &[&delivery, &a.started_at, &a.duration_ms, &status, &a.excerpt, &a.error, &counted, &state, &due, &result, &now_ms()],
-            )
+        self.writes
+            .send(batch::Job::Record(record, reply))
             .await
-            .map_err(unavailable)?;
-        Ok(())
+            .map_err(|_| unavailable("the store writer has stopped"))?;
+        answer
+            .await
+            .map_err(|_| unavailable("the store writer stopped before answering"))?
     }
 
     pub async fn release(&self, ids: Vec<i64>) -> Result<usize, StoreError> {
         let client = self.client().await?;
         let n = client
             .execute(
-                "UPDATE deliveries SET next_attempt_at = $1, lease_until = NULL
+                "UPDATE deliveries SET next_attempt_at = LEAST(next_attempt_at, $1), lease_until = NULL
                  WHERE id = ANY($2) AND state = 'pending' AND lease_until IS NOT NULL",
                 &[&now_ms(), &ids],
             )
