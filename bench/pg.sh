@@ -43,7 +43,7 @@ run() { # instances
   local c=$((64 / n)) wrks=()
   for i in $(seq 1 "$n"); do
     wrk -t1 -c"$c" -d"${duration}s" --latency -s bench/hook.lua "http://127.0.0.1:$((18090 + i))" \
-      -- samples/chat.json /hooks/smartsupp/bench-token >"$out/wrk-pg-$n-$i.txt" &
+      -- samples/chat.json /hooks/smartsupp/bench-token "$i" >"$out/wrk-pg-$n-$i.txt" &
     wrks+=($!)
   done
   wait "${wrks[@]}"
@@ -65,6 +65,6 @@ run() { # instances
 }
 
 echo "machine: $(nproc) cores; duration ${duration}s per run; 64 connections in all"
-run 1
+run "${ONLY:-1}"; [ -n "${ONLY:-}" ] && exit 0
 run 2
 run 3

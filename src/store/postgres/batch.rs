@@ -2,7 +2,7 @@
 //! one transaction (the statements pipelined on one connection) and answered after COMMIT, so
 //! one WAL flush and one round trip serve many of them.
 
-use super::unavailable;
+use super::{failed, unavailable};
 use crate::store::{AttemptRecord, NewConversation, Next, StoreError};
 use deadpool_postgres::Pool;
 use futures_util::future::join_all;
@@ -89,7 +89,18 @@ enum Outcome {
     Recorded,
 }
 
-async fn commit(pool: &Pool, batch: Vec<Job>) {
+/// The order in which a batch takes row locks: by conversation key, then delivery id. Two
+/// instances committing the same conversations at once then wait for each other in one order
+/// instead of deadlocking.
+fn lock_order(job: &Job) -> (u8, &str, i64) {
+    match job {
+        Job::Ingest(c, _) => (0, c.key.as_str(), 0),
+        Job::Record(r, _) => (1, "", r.delivery),
+    }
+}
+
+async fn commit(pool: &Pool, mut batch: Vec<Job>) {
+    batch.sort_by(|a, b| lock_order(a).cmp(&lock_order(b)));
     let outcome = run(pool, &batch).await;
     for (i, job) in batch.into_iter().enumerate() {
         let result = outcome.as_ref().map(|o| &o[i]);
@@ -109,10 +120,10 @@ async fn commit(pool: &Pool, batch: Vec<Job>) {
 }
 
 async fn run(pool: &Pool, batch: &[Job]) -> Result<Vec<Outcome>, StoreError> {
-    let mut client = pool.get().await.map_err(unavailable)?;
-    let tx = client.transaction().await.map_err(unavailable)?;
-    let ingest = tx.prepare_cached(INGEST).await.map_err(unavailable)?;
-    let record = tx.prepare_cached(RECORD).await.map_err(unavailable)?;
+    let mut client = pool.get().await.map_err(failed)?;
+    let tx = client.transaction().await.map_err(failed)?;
+    let ingest = tx.prepare_cached(INGEST).await.map_err(failed)?;
+    let record = tx.prepare_cached(RECORD).await.map_err(failed)?;
     let statements = batch.iter().map(|job| {
         let (tx, ingest, record) = (&tx, &ingest, &record);
         async move {
@@ -177,8 +188,8 @@ async fn run(pool: &Pool, batch: &[Job]) -> Result<Vec<Outcome>, StoreError> {
     let results: Vec<Result<Outcome, tokio_postgres::Error>> = join_all(statements).await;
     let mut outcomes = Vec::with_capacity(results.len());
     for r in results {
-        outcomes.push(r.map_err(unavailable)?);
+        outcomes.push(r.map_err(failed)?);
     }
-    tx.commit().await.map_err(unavailable)?;
+    tx.commit().await.map_err(failed)?;
     Ok(outcomes)
 }

@@ -37,6 +37,11 @@ pub(super) fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
+/// A driver or pool error with its causes (PostgreSQL's own message is a cause).
+pub(super) fn failed(e: impl std::error::Error) -> StoreError {
+    StoreError::Unavailable(crate::destinations::http::error_chain(&e))
+}
+
 impl PgStore {
     /// Connects (lazily, through the pool) and applies missing migrations.
     pub async fn open(url: &str, pool_size: usize) -> Result<Self, StoreError> {
@@ -59,7 +64,7 @@ impl PgStore {
             .create_timeout(Some(CONNECT_TIMEOUT))
             .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
-            .map_err(unavailable)?;
+            .map_err(failed)?;
         let writes = batch::start(pool.clone(), WRITERS);
         let store = Self { pool, writes };
         store.migrate().await?;
@@ -67,30 +72,30 @@ impl PgStore {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.pool.get().await.map_err(unavailable)
+        self.pool.get().await.map_err(failed)
     }
 
     /// Applies missing migrations under an advisory lock, so instances starting together do
     /// not race.
     pub async fn migrate(&self) -> Result<usize, StoreError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(unavailable)?;
+        let tx = client.transaction().await.map_err(failed)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await
-            .map_err(unavailable)?;
+            .map_err(failed)?;
         tx.batch_execute(
             "CREATE TABLE IF NOT EXISTS deskbridge_migrations (
                  version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
         )
         .await
-        .map_err(unavailable)?;
+        .map_err(failed)?;
         let applied: i32 = tx
             .query_one(
                 "SELECT COALESCE(MAX(version), 0) FROM deskbridge_migrations",
                 &[],
             )
             .await
-            .map_err(unavailable)?
+            .map_err(failed)?
             .get(0);
         let mut count = 0;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
@@ -102,10 +107,10 @@ impl PgStore {
                 &[&((i + 1) as i32), &now_ms()],
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(failed)?;
             count += 1;
         }
-        tx.commit().await.map_err(unavailable)?;
+        tx.commit().await.map_err(failed)?;
         Ok(count)
     }
 
@@ -136,7 +141,7 @@ impl PgStore {
                     &[&c.key, &&c.digest[..]],
                 )
                 .await
-                .map_err(unavailable)?;
+                .map_err(failed)?;
             if seen.is_some() {
                 return Ok(Ingested::Duplicate);
             }
@@ -178,7 +183,7 @@ impl PgStore {
                 &[&destination, &now, &(limit as i64), &lease_until],
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(failed)?;
         let deliveries: Vec<Claimed> = rows
             .iter()
             .map(|r| Claimed {
@@ -209,7 +214,7 @@ impl PgStore {
                 &[&destination],
             )
             .await
-            .map_err(unavailable)?
+            .map_err(failed)?
             .get(0);
         Ok(ClaimBatch {
             deliveries,
@@ -249,7 +254,7 @@ impl PgStore {
                 &[&now_ms(), &ids],
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(failed)?;
         Ok(n as usize)
     }
 
@@ -261,7 +266,7 @@ impl PgStore {
                 &[],
             )
             .await
-            .map_err(unavailable)?;
+            .map_err(failed)?;
         Ok(Stats {
             pending: row.get(0),
             oldest_pending: row.get(1),
@@ -273,7 +278,7 @@ impl PgStore {
         client
             .query_one("SELECT 1", &[])
             .await
-            .map_err(unavailable)?;
+            .map_err(failed)?;
         Ok(())
     }
 }
