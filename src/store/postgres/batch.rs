@@ -11,23 +11,37 @@ use tokio::sync::{mpsc, oneshot};
 /// Most jobs committed together.
 const MAX_BATCH: usize = 256;
 
-/// Inserts a conversation version and its deliveries; no row when the key's next version
-/// number, or the body itself, is already stored (the caller sorts that out).
-pub const INGEST: &str = "WITH new AS (
+/// Inserts the conversations of a batch and their deliveries in one statement. Inputs are
+/// numbered (`n`); the answer lists the numbers inserted with their version. An input whose
+/// body is already stored, or whose next version number was taken (by another instance, or by
+/// another input of the same key in this batch), is not in the answer: the caller sorts it out.
+const INGEST_MANY: &str = "WITH input AS (
+         SELECT DISTINCT ON (key, digest) *
+         FROM UNNEST($1::text[], $2::bytea[], $3::bytea[], $4::int8[], $5::text[])
+              WITH ORDINALITY AS i (key, digest, raw, received_at, client_ip, n)
+         ORDER BY key, digest, n
+     ), new AS (
          INSERT INTO conversations (key, version, digest, raw, received_at, client_ip)
-         SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5
-         FROM conversations WHERE key = $1
+         SELECT i.key,
+                COALESCE((SELECT MAX(c.version) FROM conversations c WHERE c.key = i.key), 0) + 1,
+                i.digest, i.raw, i.received_at, i.client_ip
+         FROM input i
+         ORDER BY i.key
          ON CONFLICT DO NOTHING
-         RETURNING id, version
+         RETURNING id, key, digest, version
+     ), numbered AS (
+         SELECT new.id, new.key, new.version, i.n, i.received_at
+         FROM new JOIN input i ON i.key = new.key AND i.digest = new.digest
      ), routed AS (
          INSERT INTO deliveries (conversation_id, key, version, destination, state,
                                  next_attempt_at, last_error, created_at, updated_at)
-         SELECT new.id, $1, new.version, r.destination,
+         SELECT numbered.id, numbered.key, numbered.version, r.destination,
                 CASE WHEN r.error IS NULL THEN 'pending' ELSE 'dead' END,
-                $4, r.error, $4, $4
-         FROM new, UNNEST($6::text[], $7::text[]) AS r (destination, error)
+                numbered.received_at, r.error, numbered.received_at, numbered.received_at
+         FROM numbered JOIN UNNEST($6::int8[], $7::text[], $8::text[]) AS r (n, destination, error)
+              ON r.n = numbered.n
      )
-     SELECT version FROM new";
+     SELECT n, version FROM numbered";
 
 /// Logs an attempt and moves its delivery on.
 const RECORD: &str = "WITH logged AS (
@@ -122,73 +136,107 @@ async fn commit(pool: &Pool, mut batch: Vec<Job>) {
 async fn run(pool: &Pool, batch: &[Job]) -> Result<Vec<Outcome>, StoreError> {
     let mut client = pool.get().await.map_err(failed)?;
     let tx = client.transaction().await.map_err(failed)?;
-    let ingest = tx.prepare_cached(INGEST).await.map_err(failed)?;
-    let record = tx.prepare_cached(RECORD).await.map_err(failed)?;
-    let statements = batch.iter().map(|job| {
-        let (tx, ingest, record) = (&tx, &ingest, &record);
-        async move {
-            match job {
-                Job::Ingest(c, _) => {
-                    let destinations: Vec<&str> = c
-                        .destinations
-                        .iter()
-                        .map(|r| r.destination.as_str())
-                        .collect();
-                    let errors: Vec<Option<&str>> =
-                        c.destinations.iter().map(|r| r.error.as_deref()).collect();
-                    let rows = tx
-                        .query(
-                            ingest,
-                            &[
-                                &c.key,
-                                &&c.digest[..],
-                                &&c.raw[..],
-                                &c.received_at,
-                                &c.client_ip,
-                                &destinations,
-                                &errors,
-                            ],
-                        )
-                        .await?;
-                    Ok(Outcome::Ingested(
-                        rows.first().map(|r| i64::from(r.get::<_, i32>(0))),
-                    ))
-                }
-                Job::Record(r, _) => {
-                    let (state, due, counted): (&str, Option<i64>, i32) = match r.next {
-                        Next::Done => ("done", None, 1),
-                        Next::Dead => ("dead", None, 1),
-                        Next::Retry(at) => ("pending", Some(at), 1),
-                        Next::Defer(at) => ("pending", Some(at), 0),
-                    };
-                    let a = &r.attempt;
-                    let status = a.status.map(i32::from);
-                    tx.execute(
-                        record,
-                        &[
-                            &r.delivery,
-                            &a.started_at,
-                            &a.duration_ms,
-                            &status,
-                            &a.excerpt,
-                            &a.error,
-                            &counted,
-                            &state,
-                            &due,
-                            &r.result,
-                            &crate::store::now_ms(),
-                        ],
-                    )
-                    .await?;
-                    Ok(Outcome::Recorded)
-                }
+    let mut outcomes: Vec<Outcome> = batch
+        .iter()
+        .map(|job| match job {
+            Job::Ingest(..) => Outcome::Ingested(None),
+            Job::Record(..) => Outcome::Recorded,
+        })
+        .collect();
+
+    // All conversations in one statement; `n` (1-based) is the position in the batch.
+    let conversations: Vec<(usize, &NewConversation)> = batch
+        .iter()
+        .enumerate()
+        .filter_map(|(i, job)| match job {
+            Job::Ingest(c, _) => Some((i + 1, c)),
+            Job::Record(..) => None,
+        })
+        .collect();
+    if !conversations.is_empty() {
+        let keys: Vec<&str> = conversations.iter().map(|(_, c)| c.key.as_str()).collect();
+        let digests: Vec<&[u8]> = conversations.iter().map(|(_, c)| &c.digest[..]).collect();
+        let raws: Vec<&[u8]> = conversations.iter().map(|(_, c)| &c.raw[..]).collect();
+        let received: Vec<i64> = conversations.iter().map(|(_, c)| c.received_at).collect();
+        let ips: Vec<Option<&str>> = conversations
+            .iter()
+            .map(|(_, c)| c.client_ip.as_deref())
+            .collect();
+        let mut route_n = Vec::new();
+        let mut route_destination = Vec::new();
+        let mut route_error = Vec::new();
+        // UNNEST numbers the inputs 1, 2, … in the order of the arrays.
+        for (ordinal, (_, c)) in conversations.iter().enumerate() {
+            for r in &c.destinations {
+                route_n.push(ordinal as i64 + 1);
+                route_destination.push(r.destination.as_str());
+                route_error.push(r.error.as_deref());
             }
         }
+        let statement = tx.prepare_cached(INGEST_MANY).await.map_err(failed)?;
+        let rows = tx
+            .query(
+                &statement,
+                &[
+                    &keys,
+                    &digests,
+                    &raws,
+                    &received,
+                    &ips,
+                    &route_n,
+                    &route_destination,
+                    &route_error,
+                ],
+            )
+            .await
+            .map_err(failed)?;
+        for row in rows {
+            let ordinal: i64 = row.get(0);
+            let version: i32 = row.get(1);
+            if let Some((position, _)) = conversations.get(ordinal as usize - 1) {
+                outcomes[position - 1] = Outcome::Ingested(Some(i64::from(version)));
+            }
+        }
+    }
+
+    // Attempt records, pipelined on the same connection.
+    let record = tx.prepare_cached(RECORD).await.map_err(failed)?;
+    let records = batch.iter().filter_map(|job| match job {
+        Job::Record(r, _) => Some(r),
+        Job::Ingest(..) => None,
     });
-    let results: Vec<Result<Outcome, tokio_postgres::Error>> = join_all(statements).await;
-    let mut outcomes = Vec::with_capacity(results.len());
-    for r in results {
-        outcomes.push(r.map_err(failed)?);
+    let statements = records.map(|r| {
+        let (tx, record) = (&tx, &record);
+        async move {
+            let (state, due, counted): (&str, Option<i64>, i32) = match r.next {
+                Next::Done => ("done", None, 1),
+                Next::Dead => ("dead", None, 1),
+                Next::Retry(at) => ("pending", Some(at), 1),
+                Next::Defer(at) => ("pending", Some(at), 0),
+            };
+            let a = &r.attempt;
+            let status = a.status.map(i32::from);
+            tx.execute(
+                record,
+                &[
+                    &r.delivery,
+                    &a.started_at,
+                    &a.duration_ms,
+                    &status,
+                    &a.excerpt,
+                    &a.error,
+                    &counted,
+                    &state,
+                    &due,
+                    &r.result,
+                    &crate::store::now_ms(),
+                ],
+            )
+            .await
+        }
+    });
+    for result in join_all(statements).await {
+        result.map_err(failed)?;
     }
     tx.commit().await.map_err(failed)?;
     Ok(outcomes)

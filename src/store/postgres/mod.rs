@@ -275,10 +275,7 @@ impl PgStore {
 
     pub async fn ping(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
-        client
-            .query_one("SELECT 1", &[])
-            .await
-            .map_err(failed)?;
+        client.query_one("SELECT 1", &[]).await.map_err(failed)?;
         Ok(())
     }
 }
