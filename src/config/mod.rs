@@ -74,6 +74,10 @@ pub struct StoreSettings {
     pub url: String,
     /// Most connections one instance opens to PostgreSQL.
     pub pool_size: usize,
+    /// Conversations whose deliveries are all done are deleted once older than this.
+    pub retention: HumanDuration,
+    /// Dead deliveries (and their conversations) are kept at least this long after they died.
+    pub dead_retention: HumanDuration,
 }
 
 impl Default for StoreSettings {
@@ -81,6 +85,8 @@ impl Default for StoreSettings {
         Self {
             url: "sqlite://data/deskbridge.sqlite".into(),
             pool_size: 16,
+            retention: HumanDuration(std::time::Duration::from_secs(30 * 86_400)),
+            dead_retention: HumanDuration(std::time::Duration::from_secs(90 * 86_400)),
         }
     }
 }

@@ -5,8 +5,14 @@
 //! reserves deliveries with a lease and returns at once; no transaction is ever open while a
 //! delivery is attempted.
 
+pub mod admin;
 mod postgres;
 mod sqlite;
+
+use admin::{
+    ConversationVersion, DeliveryDetail, DeliveryFilter, DeliveryInfo, Erased, Purged, Replay,
+    Retention,
+};
 
 use crate::smartsupp::Stored;
 use bytes::Bytes;
@@ -228,6 +234,57 @@ impl Store {
         match &*self.backend {
             Backend::Sqlite(s) => s.stats().await,
             Backend::Postgres(p) => p.stats().await,
+        }
+    }
+
+    /// Deliveries matching `filter`, newest first.
+    pub async fn deliveries(
+        &self,
+        filter: DeliveryFilter,
+    ) -> Result<Vec<DeliveryInfo>, StoreError> {
+        match &*self.backend {
+            Backend::Sqlite(s) => s.deliveries(filter).await,
+            Backend::Postgres(p) => p.deliveries(filter).await,
+        }
+    }
+
+    /// One delivery with its attempts and conversation body.
+    pub async fn detail(&self, id: i64) -> Result<Option<DeliveryDetail>, StoreError> {
+        match &*self.backend {
+            Backend::Sqlite(s) => s.detail(id).await,
+            Backend::Postgres(p) => p.detail(id).await,
+        }
+    }
+
+    /// Makes done or dead deliveries due now with a fresh schedule; returns how many.
+    pub async fn replay(&self, what: Replay) -> Result<usize, StoreError> {
+        match &*self.backend {
+            Backend::Sqlite(s) => s.replay(what).await,
+            Backend::Postgres(p) => p.replay(what).await,
+        }
+    }
+
+    /// Every stored version of a conversation, with its deliveries.
+    pub async fn conversation(&self, key: String) -> Result<Vec<ConversationVersion>, StoreError> {
+        match &*self.backend {
+            Backend::Sqlite(s) => s.conversation(key).await,
+            Backend::Postgres(p) => p.conversation(key).await,
+        }
+    }
+
+    /// Deletes a conversation (every version, delivery and attempt) unless a delivery is pending.
+    pub async fn erase(&self, key: String) -> Result<Erased, StoreError> {
+        match &*self.backend {
+            Backend::Sqlite(s) => s.erase(key).await,
+            Backend::Postgres(p) => p.erase(key).await,
+        }
+    }
+
+    /// Deletes (or counts, on a dry run) what the retention rule allows.
+    pub async fn purge(&self, rule: Retention, dry_run: bool) -> Result<Purged, StoreError> {
+        match &*self.backend {
+            Backend::Sqlite(s) => s.purge(rule, dry_run).await,
+            Backend::Postgres(p) => p.purge(rule, dry_run).await,
         }
     }
 

@@ -8,7 +8,13 @@ use super::{
     now_ms, AttemptRecord, ClaimBatch, Claimed, Ingested, NewConversation, Next, Stats, StoreError,
 };
 use crate::smartsupp::Stored;
+mod admin;
 mod batch;
+
+use super::admin::{
+    ConversationVersion, DeliveryDetail, DeliveryFilter, DeliveryInfo, Erased, Purged, Replay,
+    Retention,
+};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::time::Duration;
@@ -271,6 +277,34 @@ impl PgStore {
             pending: row.get(0),
             oldest_pending: row.get(1),
         })
+    }
+
+    pub async fn deliveries(
+        &self,
+        filter: DeliveryFilter,
+    ) -> Result<Vec<DeliveryInfo>, StoreError> {
+        admin::deliveries(&self.client().await?, &filter).await
+    }
+
+    pub async fn detail(&self, id: i64) -> Result<Option<DeliveryDetail>, StoreError> {
+        admin::detail(&self.client().await?, id).await
+    }
+
+    pub async fn replay(&self, what: Replay) -> Result<usize, StoreError> {
+        admin::replay(&self.client().await?, &what).await
+    }
+
+    pub async fn conversation(&self, key: String) -> Result<Vec<ConversationVersion>, StoreError> {
+        admin::conversation(&self.client().await?, &key).await
+    }
+
+    pub async fn erase(&self, key: String) -> Result<Erased, StoreError> {
+        let mut client = self.client().await?;
+        admin::erase(&mut client, &key).await
+    }
+
+    pub async fn purge(&self, rule: Retention, dry_run: bool) -> Result<Purged, StoreError> {
+        admin::purge(&self.client().await?, rule, dry_run).await
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

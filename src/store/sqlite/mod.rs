@@ -2,6 +2,12 @@
 //! transaction (group commit), answering each request only after COMMIT; a second thread runs
 //! small passive WAL checkpoints so the writer never stalls on a large one.
 
+mod admin;
+
+use super::admin::{
+    ConversationVersion, DeliveryDetail, DeliveryFilter, DeliveryInfo, Erased, Purged, Replay,
+    Retention,
+};
 use super::{
     now_ms, AttemptRecord, ClaimBatch, Claimed, Ingested, NewConversation, Next, Stats, StoreError,
 };
@@ -12,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Migrations in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_init.sql")];
 /// Most commands committed in one transaction.
 const MAX_BATCH: usize = 512;
 /// Commands waiting for the writer before senders wait too.
@@ -178,6 +184,39 @@ impl SqliteStore {
             .map_err(unavailable)
         })
         .await
+    }
+
+    pub async fn deliveries(
+        &self,
+        filter: DeliveryFilter,
+    ) -> Result<Vec<DeliveryInfo>, StoreError> {
+        self.run(move |conn| admin::deliveries(conn, &filter).map_err(unavailable))
+            .await
+    }
+
+    pub async fn detail(&self, id: i64) -> Result<Option<DeliveryDetail>, StoreError> {
+        self.run(move |conn| admin::detail(conn, id).map_err(unavailable))
+            .await
+    }
+
+    pub async fn replay(&self, what: Replay) -> Result<usize, StoreError> {
+        self.run(move |conn| admin::replay(conn, &what).map_err(unavailable))
+            .await
+    }
+
+    pub async fn conversation(&self, key: String) -> Result<Vec<ConversationVersion>, StoreError> {
+        self.run(move |conn| admin::conversation(conn, &key).map_err(unavailable))
+            .await
+    }
+
+    pub async fn erase(&self, key: String) -> Result<Erased, StoreError> {
+        self.run(move |conn| admin::erase(conn, &key).map_err(unavailable))
+            .await
+    }
+
+    pub async fn purge(&self, rule: Retention, dry_run: bool) -> Result<Purged, StoreError> {
+        self.run(move |conn| admin::purge(conn, rule, dry_run).map_err(unavailable))
+            .await
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

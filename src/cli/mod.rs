@@ -1,4 +1,7 @@
-//! Command line: `serve`, `check` and `render`. Every subcommand takes `--config PATH`.
+//! Command line: `serve`, `check`, `render`, `migrate`, and the operator commands of
+//! [`ops`]. Every subcommand takes `--config PATH`.
+
+mod ops;
 
 use crate::app::{prepare, Application, Prepared, Role};
 use crate::destinations::{context_for, idempotency_key, Destination, Job, Progress, Request};
@@ -37,6 +40,24 @@ pub enum Command {
     },
     /// Apply the store's migrations and exit (serve applies them too).
     Migrate,
+    /// Inspect and replay deliveries.
+    #[command(subcommand)]
+    Deliveries(ops::Deliveries),
+    /// Inspect or erase conversations.
+    #[command(subcommand)]
+    Conversations(ops::Conversations),
+    /// Delete what the retention rules allow (store.retention, store.dead_retention).
+    Purge {
+        /// Delete conversations older than this instead of store.retention (e.g. 7d).
+        #[arg(long, value_parser = crate::config::HumanDuration::parse)]
+        older_than: Option<crate::config::HumanDuration>,
+        /// Count what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate the configuration and templates, and render every destination against the
     /// bundled sample conversations.
     Check,
@@ -55,6 +76,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { role } => serve(&cli.config, role),
         Command::Migrate => migrate(&cli.config),
+        Command::Deliveries(command) => ops::deliveries(load(&cli.config)?, command),
+        Command::Conversations(command) => ops::conversations(load(&cli.config)?, command),
+        Command::Purge {
+            older_than,
+            dry_run,
+            json,
+        } => ops::purge(load(&cli.config)?, older_than, dry_run, json),
         Command::Check => Ok(check(&cli.config)),
         Command::Render { destination, file } => render(&cli.config, &destination, &file),
     }
@@ -65,7 +93,7 @@ fn load(config: &Path) -> anyhow::Result<Prepared> {
     prepare(settings, config, &text)
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -95,7 +123,7 @@ fn serve(config: &Path, role: Role) -> anyhow::Result<ExitCode> {
 
 /// The requests `destination` would send for the hook body `raw`; with `previous`, as a
 /// later version of a conversation whose earlier version recorded `previous`.
-fn requests_for(
+pub(crate) fn requests_for(
     destination: &dyn Destination,
     raw: &[u8],
     previous: Option<&str>,

@@ -1,0 +1,189 @@
+//! Operator queries on PostgreSQL.
+
+use super::failed;
+use crate::store::admin::{
+    retention_condition, AttemptInfo, ConversationVersion, DeliveryDetail, DeliveryFilter,
+    DeliveryInfo, Erased, Purged, Replay, Retention, DELIVERY_COLUMNS,
+};
+use crate::store::{now_ms, StoreError};
+use deadpool_postgres::Client;
+use tokio_postgres::Row;
+
+fn delivery(r: &Row) -> DeliveryInfo {
+    DeliveryInfo {
+        id: r.get(0),
+        key: r.get(1),
+        version: i64::from(r.get::<_, i32>(2)),
+        destination: r.get(3),
+        state: r.get(4),
+        attempts: i64::from(r.get::<_, i32>(5)),
+        next_attempt_at: r.get(6),
+        last_error: r.get(7),
+        result: r.get(8),
+        created_at: r.get(9),
+        updated_at: r.get(10),
+    }
+}
+
+pub async fn deliveries(c: &Client, f: &DeliveryFilter) -> Result<Vec<DeliveryInfo>, StoreError> {
+    let sql = format!(
+        "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN conversations c ON c.id = d.conversation_id
+         WHERE ($1::text IS NULL OR d.state = $1) AND ($2::text IS NULL OR d.destination = $2)
+           AND ($3::int8 IS NULL OR d.updated_at >= $3)
+         ORDER BY d.id DESC LIMIT $4"
+    );
+    let rows = c
+        .query(&sql, &[&f.state, &f.destination, &f.since, &f.limit])
+        .await
+        .map_err(failed)?;
+    Ok(rows.iter().map(delivery).collect())
+}
+
+pub async fn detail(c: &Client, id: i64) -> Result<Option<DeliveryDetail>, StoreError> {
+    let sql = format!(
+        "SELECT {DELIVERY_COLUMNS}, c.raw, c.received_at
+         FROM deliveries d JOIN conversations c ON c.id = d.conversation_id WHERE d.id = $1"
+    );
+    let Some(row) = c.query_opt(&sql, &[&id]).await.map_err(failed)? else {
+        return Ok(None);
+    };
+    let attempts = c
+        .query(
+            "SELECT attempt, started_at, duration_ms, status, excerpt, error
+             FROM attempts WHERE delivery_id = $1 ORDER BY id",
+            &[&id],
+        )
+        .await
+        .map_err(failed)?
+        .iter()
+        .map(|r| AttemptInfo {
+            attempt: i64::from(r.get::<_, i32>(0)),
+            started_at: r.get(1),
+            duration_ms: r.get(2),
+            status: r.get::<_, Option<i32>>(3).map(i64::from),
+            excerpt: r.get(4),
+            error: r.get(5),
+        })
+        .collect();
+    Ok(Some(DeliveryDetail {
+        delivery: delivery(&row),
+        attempts,
+        raw: row.get::<_, Vec<u8>>(11).into(),
+        received_at: row.get(12),
+    }))
+}
+
+const REPLAY: &str = "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = $1,
+         lease_until = NULL, updated_at = $1";
+
+pub async fn replay(c: &Client, what: &Replay) -> Result<usize, StoreError> {
+    let now = now_ms();
+    let n = match what {
+        Replay::Ids(ids) => {
+            c.execute(
+                &format!("{REPLAY} WHERE id = ANY($2) AND state <> 'pending'"),
+                &[&now, ids],
+            )
+            .await
+        }
+        Replay::Dead { destination, since } => {
+            c.execute(
+                &format!(
+                    "{REPLAY} WHERE state = 'dead' AND ($2::text IS NULL OR destination = $2)
+                       AND ($3::int8 IS NULL OR updated_at >= $3)"
+                ),
+                &[&now, destination, since],
+            )
+            .await
+        }
+    };
+    Ok(n.map_err(failed)? as usize)
+}
+
+pub async fn conversation(c: &Client, key: &str) -> Result<Vec<ConversationVersion>, StoreError> {
+    let versions = c
+        .query(
+            "SELECT id, version, received_at, client_ip, raw FROM conversations
+             WHERE key = $1 ORDER BY version",
+            &[&key],
+        )
+        .await
+        .map_err(failed)?;
+    let sql = format!(
+        "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN conversations c ON c.id = d.conversation_id
+         WHERE d.conversation_id = $1 ORDER BY d.id"
+    );
+    let mut out = Vec::with_capacity(versions.len());
+    for v in versions {
+        let id: i64 = v.get(0);
+        let deliveries = c.query(&sql, &[&id]).await.map_err(failed)?;
+        out.push(ConversationVersion {
+            key: key.to_string(),
+            version: i64::from(v.get::<_, i32>(1)),
+            received_at: v.get(2),
+            client_ip: v.get(3),
+            raw: v.get::<_, Vec<u8>>(4).into(),
+            deliveries: deliveries.iter().map(delivery).collect(),
+        });
+    }
+    Ok(out)
+}
+
+pub async fn erase(c: &mut Client, key: &str) -> Result<Erased, StoreError> {
+    let tx = c.transaction().await.map_err(failed)?;
+    // Lock the versions so no delivery of them is claimed while we look.
+    let versions = tx
+        .query(
+            "SELECT id FROM conversations WHERE key = $1 FOR UPDATE",
+            &[&key],
+        )
+        .await
+        .map_err(failed)?;
+    if versions.is_empty() {
+        return Ok(Erased::NotFound);
+    }
+    let pending: i64 = tx
+        .query_one(
+            "SELECT COUNT(*) FROM deliveries WHERE key = $1 AND state = 'pending'",
+            &[&key],
+        )
+        .await
+        .map_err(failed)?
+        .get(0);
+    if pending > 0 {
+        return Ok(Erased::Pending(pending as usize));
+    }
+    let n = tx
+        .execute("DELETE FROM conversations WHERE key = $1", &[&key])
+        .await
+        .map_err(failed)?;
+    tx.commit().await.map_err(failed)?;
+    Ok(Erased::Deleted(n as usize))
+}
+
+pub async fn purge(c: &Client, rule: Retention, dry_run: bool) -> Result<Purged, StoreError> {
+    let condition = retention_condition("$1", "$2");
+    let row = c
+        .query_one(
+            &format!(
+                "SELECT COUNT(*), COALESCE(SUM((SELECT COUNT(*) FROM deliveries x WHERE x.conversation_id = c.id)), 0)::int8
+                 FROM conversations c WHERE {condition}"
+            ),
+            &[&rule.received_before, &rule.dead_before],
+        )
+        .await
+        .map_err(failed)?;
+    let (conversations, deliveries): (i64, i64) = (row.get(0), row.get(1));
+    if !dry_run && conversations > 0 {
+        c.execute(
+            &format!("DELETE FROM conversations WHERE id IN (SELECT c.id FROM conversations c WHERE {condition})"),
+            &[&rule.received_before, &rule.dead_before],
+        )
+        .await
+        .map_err(failed)?;
+    }
+    Ok(Purged {
+        conversations: conversations as usize,
+        deliveries: deliveries as usize,
+    })
+}
