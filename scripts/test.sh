@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 eval "$(scripts/pg-test-server.sh start)"
 export DESKBRIDGE_TEST_PG_RESTARTABLE=1
 cargo test --locked
-DESKBRIDGE_TEST_BACKEND=postgres cargo test --locked --test spine --test zendesk --test hubspot
+DESKBRIDGE_TEST_BACKEND=postgres cargo test --locked --test spine --test zendesk --test hubspot --test ops

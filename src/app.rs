@@ -84,11 +84,33 @@ impl Role {
     }
 }
 
-/// A bound server and running lanes.
+/// A bound server, running lanes and the retention task.
 pub struct Application {
     port: u16,
     server: actix_web::dev::Server,
     worker: Worker,
+    retention: tokio::task::JoinHandle<()>,
+}
+
+/// How often retention runs while serving.
+const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Deletes what `store.retention` and `store.dead_retention` allow, now and every hour.
+async fn retention_loop(store: Store, settings: crate::config::StoreSettings) {
+    let mut every = tokio::time::interval(RETENTION_EVERY);
+    loop {
+        every.tick().await;
+        let rule = crate::store::admin::Retention::of(&settings, None);
+        match store.purge(rule, false).await {
+            Ok(p) if p.conversations > 0 => tracing::info!(
+                conversations = p.conversations,
+                deliveries = p.deliveries,
+                "retention deleted old conversations"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention could not run; will try again"),
+        }
+    }
 }
 
 impl Application {
@@ -133,6 +155,7 @@ impl Application {
         .shutdown_timeout(10)
         .listen(listener)?
         .run();
+        let retention = tokio::spawn(retention_loop(store.clone(), settings.store.clone()));
         let lanes = if role.delivers() {
             destinations
         } else {
@@ -150,6 +173,7 @@ impl Application {
             port,
             server,
             worker,
+            retention,
         })
     }
 
@@ -166,6 +190,7 @@ impl Application {
         shutdown.await;
         tracing::info!("shutting down: no new hooks, finishing deliveries in flight");
         handle.stop(true).await;
+        self.retention.abort();
         let served = server.await;
         self.worker.shutdown().await;
         tracing::info!("stopped");

@@ -256,16 +256,6 @@ pub fn conversations(prepared: Prepared, command: Conversations) -> anyhow::Resu
     })
 }
 
-/// The retention rule of the settings, or `older_than` instead of `store.retention`.
-pub fn retention(prepared: &Prepared, older_than: Option<HumanDuration>) -> Retention {
-    let s = &prepared.settings.store;
-    let now = now_ms();
-    Retention {
-        received_before: now - older_than.unwrap_or(s.retention).0.as_millis() as i64,
-        dead_before: now - s.dead_retention.0.as_millis() as i64,
-    }
-}
-
 /// Runs `deskbridge purge`.
 pub fn purge(
     prepared: Prepared,
@@ -275,7 +265,7 @@ pub fn purge(
 ) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async move {
         let store = open(&prepared).await?;
-        let purged = store.purge(retention(&prepared, older_than), dry_run).await?;
+        let purged = store.purge(Retention::of(&prepared.settings.store, older_than), dry_run).await?;
         if json {
             println!("{}", serde_json::json!({ "dry_run": dry_run, "conversations": purged.conversations, "deliveries": purged.deliveries }));
         } else {

@@ -136,6 +136,21 @@ pub struct Retention {
     pub dead_before: i64,
 }
 
+impl Retention {
+    /// The rule of `store.retention` (or `older_than` instead) and `store.dead_retention`, now.
+    pub fn of(
+        settings: &crate::config::StoreSettings,
+        older_than: Option<crate::config::HumanDuration>,
+    ) -> Self {
+        let now = super::now_ms();
+        let age = |d: crate::config::HumanDuration| now - d.0.as_millis() as i64;
+        Self {
+            received_before: age(older_than.unwrap_or(settings.retention)),
+            dead_before: age(settings.dead_retention),
+        }
+    }
+}
+
 /// The SQL condition (on conversation alias `c`) of [`Retention`]; parameters 1 and 2 are
 /// `received_before` and `dead_before`, written in each backend's placeholder style.
 pub fn retention_condition(p1: &str, p2: &str) -> String {
