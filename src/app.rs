@@ -8,7 +8,7 @@ use crate::receiver::{self, ReceiverState};
 use crate::render::{RenderError, Renderer};
 use crate::store::Store;
 use crate::telemetry::MaskedRootSpan;
-use crate::worker::{LaneSettings, Wakers, Worker};
+use crate::worker::{Wakers, Worker};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 use std::future::Future;
@@ -161,13 +161,7 @@ impl Application {
         } else {
             Vec::new()
         };
-        let worker = Worker::start(
-            store,
-            lanes,
-            LaneSettings::from(&settings.delivery),
-            metrics,
-            &wakers,
-        );
+        let worker = Worker::start(store, lanes, &settings, metrics, &wakers);
         tracing::info!(listen = %settings.server.listen, port, role = ?role, "deskbridge is listening");
         Ok(Self {
             port,

@@ -56,6 +56,7 @@ struct DestinationMetrics {
     retry: AtomicU64,
     dead: AtomicU64,
     deferred: AtomicU64,
+    state: AtomicU64,
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_micros: AtomicU64,
@@ -105,6 +106,13 @@ impl Metrics {
         }
         m.count.fetch_add(1, Relaxed);
         m.sum_micros.fetch_add((seconds * 1e6) as u64, Relaxed);
+    }
+
+    /// Sets a destination's health: 0 delivering, 1 paused, 2 probing.
+    pub fn destination_state(&self, destination: &str, gauge: u64) {
+        if let Some(m) = self.destinations.get(destination) {
+            m.state.store(gauge, Relaxed);
+        }
     }
 
     /// The Prometheus text exposition, with store figures as of `now_ms`.
@@ -165,6 +173,15 @@ impl Metrics {
                 "deskbridge_delivery_attempt_duration_seconds_sum{{destination=\"{name}\"}} {sum}"
             )?;
             writeln!(out, "deskbridge_delivery_attempt_duration_seconds_count{{destination=\"{name}\"}} {count}")?;
+        }
+        writeln!(out, "# HELP deskbridge_destination_state Destination health: 0 delivering, 1 paused by the breaker, 2 probing.")?;
+        writeln!(out, "# TYPE deskbridge_destination_state gauge")?;
+        for name in &names {
+            let n = self.destinations[*name].state.load(Relaxed);
+            writeln!(
+                out,
+                "deskbridge_destination_state{{destination=\"{name}\"}} {n}"
+            )?;
         }
         if let Some(stats) = stats {
             let age = stats

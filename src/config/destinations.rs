@@ -29,6 +29,17 @@ impl DestinationSettings {
         }
     }
 
+    /// Pacing, concurrency and breaker of the destination's lane. HubSpot paces its own
+    /// requests (its `rate_limit` counts API calls), so its lane has no pacer.
+    pub fn health(&self) -> (Option<RateLimit>, Option<usize>, BreakerSettings) {
+        match self {
+            Self::Webhook(w) => (w.rate_limit, w.concurrency, w.breaker),
+            Self::File(f) => (f.rate_limit, f.concurrency, f.breaker),
+            Self::Zendesk(z) => (z.rate_limit, z.concurrency, z.breaker),
+            Self::Hubspot(h) => (None, h.concurrency, h.breaker),
+        }
+    }
+
     /// The main template.
     pub fn template(&self) -> &str {
         match self {
@@ -64,6 +75,15 @@ impl DestinationSettings {
 pub struct WebhookSettings {
     /// Handlebars expression; the destination gets a conversation when it renders `true`.
     pub when: Option<String>,
+    /// Most deliveries started per period, e.g. `100/10s` (none by default).
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+    /// Concurrent deliveries to this destination, instead of `delivery.workers`.
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// When to pause the destination after failures.
+    #[serde(default)]
+    pub breaker: BreakerSettings,
     /// Template path under `templates.dir`.
     #[serde(default = "default_webhook_template")]
     pub template: String,
@@ -94,6 +114,15 @@ fn default_method() -> String {
 pub struct FileSettings {
     /// Handlebars expression; the destination gets a conversation when it renders `true`.
     pub when: Option<String>,
+    /// Most deliveries started per period, e.g. `100/10s` (none by default).
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+    /// Concurrent deliveries to this destination, instead of `delivery.workers`.
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// When to pause the destination after failures.
+    #[serde(default)]
+    pub breaker: BreakerSettings,
     /// Template path under `templates.dir`.
     #[serde(default = "default_webhook_template")]
     pub template: String,
@@ -107,6 +136,15 @@ pub struct FileSettings {
 pub struct ZendeskSettings {
     /// Handlebars expression; the destination gets a conversation when it renders `true`.
     pub when: Option<String>,
+    /// Most deliveries started per period, e.g. `100/10s` (none by default).
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+    /// Concurrent deliveries to this destination, instead of `delivery.workers`.
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// When to pause the destination after failures.
+    #[serde(default)]
+    pub breaker: BreakerSettings,
     /// Template of a new ticket (`POST /api/v2/tickets`).
     #[serde(default = "zendesk_ticket")]
     pub template: String,
@@ -216,6 +254,12 @@ fn default_type() -> PerKind {
 pub struct HubspotSettings {
     /// Handlebars expression; the destination gets a conversation when it renders `true`.
     pub when: Option<String>,
+    /// Concurrent deliveries to this destination, instead of `delivery.workers`.
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// When to pause the destination after failures.
+    #[serde(default)]
+    pub breaker: BreakerSettings,
     /// Template of the contact's properties.
     #[serde(default = "hubspot_contact")]
     pub contact_template: String,
@@ -346,5 +390,26 @@ fn hubspot_rate() -> RateLimit {
     RateLimit {
         requests: 100,
         per: std::time::Duration::from_secs(10),
+    }
+}
+
+/// `breaker:` of a destination: after `failures` failed attempts in a row the destination is
+/// paused (its deliveries wait without spending attempts); after `cool_down` one delivery
+/// probes it, and a success resumes it.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerSettings {
+    /// Failed attempts in a row that pause the destination; 0 turns the breaker off.
+    pub failures: u32,
+    /// How long a paused destination waits before a probe.
+    pub cool_down: HumanDuration,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        Self {
+            failures: 10,
+            cool_down: HumanDuration(std::time::Duration::from_secs(60)),
+        }
     }
 }

@@ -32,9 +32,20 @@ pub struct Settings {
     /// Logging.
     #[serde(default)]
     pub log: LogSettings,
+    /// Where destination health changes are announced.
+    #[serde(default)]
+    pub alerts: AlertSettings,
     /// Destinations by name, in file order.
     #[serde(default)]
     pub destinations: IndexMap<String, DestinationSettings>,
+}
+
+/// `alerts:` — notifications about destinations.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertSettings {
+    /// Each pause, probe and resume of a destination is POSTed here as JSON.
+    pub webhook_url: Option<String>,
 }
 
 /// `server:` — the HTTP listener.

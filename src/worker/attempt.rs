@@ -26,7 +26,7 @@ pub async fn attempt(
     schedule: &[Duration],
     metrics: &Metrics,
     slot: OwnedSemaphorePermit,
-) {
+) -> AttemptOutcome {
     let started_at = now_ms();
     let clock = Instant::now();
     let progress = Progress::default();
@@ -68,7 +68,7 @@ pub async fn attempt(
                     );
                     record_or_warn(store, claimed.id, record, Next::Defer(at), progress.take())
                         .await;
-                    return;
+                    return AttemptOutcome::Deferred;
                 }
                 DeliveryError::Permanent { .. } => None,
             };
@@ -87,6 +87,7 @@ pub async fn attempt(
     };
     metrics.attempt(destination.name(), metric, elapsed.as_secs_f64());
     record_or_warn(store, claimed.id, record, next, result).await;
+    metric
 }
 
 async fn record_or_warn(

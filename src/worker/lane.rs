@@ -1,8 +1,12 @@
 //! A destination's lane: claim what is due, run attempts within the concurrency limit, sleep
 //! until the next due time or a wake-up, and drain on shutdown.
 
+use super::alerts::Alerts;
+use super::breaker::{Admit, Breaker, State};
 use super::{attempt::attempt, LaneSettings};
+use crate::destinations::pacing::Pacer;
 use crate::destinations::Destination;
+use crate::metrics::AttemptOutcome;
 use crate::metrics::Metrics;
 use crate::store::{now_ms, Store};
 use std::collections::HashSet;
@@ -26,6 +30,9 @@ pub struct Lane {
     pub settings: LaneSettings,
     pub metrics: Arc<Metrics>,
     pub wake: Arc<Notify>,
+    pub pacer: Option<Pacer>,
+    pub breaker: Mutex<Breaker>,
+    pub alerts: Option<Alerts>,
 }
 
 impl Lane {
@@ -45,10 +52,26 @@ impl Lane {
                 }
                 continue;
             }
+            // A paused destination claims nothing until its cool-down ends, then one probe.
+            let (admit, changed) = lock(&lane.breaker).admit(tokio::time::Instant::now());
+            if let Some(state) = changed {
+                lane.announce(state);
+            }
             // Claim ahead: the deliveries beyond the free slots wait, leased, for a slot, so
             // the next claim's round trip to the store overlaps with deliveries in flight.
+            let limit = match admit {
+                Admit::Any => free + workers,
+                Admit::Probe => 1,
+                Admit::WaitUntil(until) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(until) => {}
+                        _ = stop.changed() => {}
+                    }
+                    continue;
+                }
+            };
             let lease_until = now_ms() + lane.settings.lease.as_millis() as i64;
-            let batch = match lane.store.claim(&name, free + workers, lease_until).await {
+            let batch = match lane.store.claim(&name, limit, lease_until).await {
                 Ok(batch) => batch,
                 Err(e) => {
                     tracing::warn!(destination = %name, error = %e, "cannot claim deliveries");
@@ -65,9 +88,16 @@ impl Lane {
                 sleep_or_stop(wait, &lane.wake, &mut stop).await;
                 continue;
             }
-            for claimed in batch.deliveries {
+            if admit == Admit::Probe && !batch.deliveries.is_empty() {
+                lock(&lane.breaker).probe_started();
+            }
+            let mut claimed_ahead = batch.deliveries.into_iter();
+            while let Some(claimed) = claimed_ahead.next() {
+                if let Some(pacer) = &lane.pacer {
+                    pacer.acquire().await;
+                }
                 // A lease that ran out while its attempt still runs must not start a second one.
-                if !lock(&in_flight).insert(claimed.id) {
+                if lock(&in_flight).contains(&claimed.id) {
                     continue;
                 }
                 let (Ok(task), Ok(slot)) = (
@@ -76,11 +106,22 @@ impl Lane {
                 ) else {
                     break;
                 };
+                // Paused while this one waited for a slot: give it and the rest back.
+                if lock(&lane.breaker).state() == State::Open {
+                    let ids: Vec<i64> = std::iter::once(claimed.id)
+                        .chain(claimed_ahead.map(|c| c.id))
+                        .collect();
+                    if let Err(e) = lane.store.release(ids).await {
+                        tracing::warn!(error = %e, "cannot release claimed deliveries; their leases will expire");
+                    }
+                    break;
+                }
+                lock(&in_flight).insert(claimed.id);
                 let lane = lane.clone();
                 let in_flight = in_flight.clone();
                 tokio::spawn(async move {
                     let id = claimed.id;
-                    attempt(
+                    let outcome = attempt(
                         &lane.store,
                         lane.destination.as_ref(),
                         claimed,
@@ -89,6 +130,14 @@ impl Lane {
                         slot,
                     )
                     .await;
+                    if outcome != AttemptOutcome::Deferred {
+                        let success = outcome == AttemptOutcome::Done;
+                        let changed =
+                            lock(&lane.breaker).record(success, tokio::time::Instant::now());
+                        if let Some(state) = changed {
+                            lane.announce(state);
+                        }
+                    }
                     lock(&in_flight).remove(&id);
                     drop(task);
                     lane.wake.notify_one();
@@ -97,6 +146,28 @@ impl Lane {
         }
         lane.drain(&tasks, workers * TASKS_PER_SLOT, &in_flight)
             .await;
+    }
+
+    /// Logs a breaker transition, exports it and posts it to the alert webhook.
+    fn announce(&self, state: State) {
+        let name = self.destination.name();
+        let failures = lock(&self.breaker).failures();
+        match state {
+            State::Open => tracing::warn!(
+                destination = name,
+                failures,
+                "destination paused after a run of failures; its deliveries wait"
+            ),
+            State::HalfOpen => tracing::info!(
+                destination = name,
+                "probing a paused destination with one delivery"
+            ),
+            State::Closed => tracing::info!(destination = name, "destination delivers again"),
+        }
+        self.metrics.destination_state(name, state.gauge());
+        if let Some(alerts) = &self.alerts {
+            alerts.announce(name, state, failures);
+        }
     }
 
     /// Waits for in-flight attempts; releases the leases of those that outlive the grace

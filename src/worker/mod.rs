@@ -2,8 +2,10 @@
 //! up to `delivery.workers` attempts at once, so a slow or failing destination never holds up
 //! another.
 
+mod alerts;
 mod attempt;
 pub mod backoff;
+pub mod breaker;
 mod lane;
 
 use crate::config::DeliverySettings;
@@ -75,23 +77,38 @@ pub struct Worker {
 
 impl Worker {
     /// Starts one lane per destination.
+    /// Starts one lane per destination, with the destination's own concurrency, pacing and
+    /// breaker from `config`.
     pub fn start(
         store: Store,
         destinations: Vec<Arc<dyn Destination>>,
-        settings: LaneSettings,
+        config: &crate::config::Settings,
         metrics: Arc<Metrics>,
         wakers: &Wakers,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
+        let alerts = alerts::Alerts::new(config.alerts.webhook_url.as_deref());
         let lanes = destinations
             .into_iter()
             .map(|destination| {
+                let mut settings = LaneSettings::from(&config.delivery);
+                let (rate, concurrency, breaker) = config
+                    .destinations
+                    .get(destination.name())
+                    .map(|d| d.health())
+                    .unwrap_or_default();
+                if let Some(n) = concurrency {
+                    settings.workers = n.max(1);
+                }
                 let lane = lane::Lane {
                     wake: wakers.get(destination.name()),
                     destination,
                     store: store.clone(),
-                    settings: settings.clone(),
+                    settings,
                     metrics: metrics.clone(),
+                    pacer: rate.map(crate::destinations::pacing::Pacer::new),
+                    breaker: std::sync::Mutex::new(breaker::Breaker::new(breaker)),
+                    alerts: alerts.clone(),
                 };
                 tokio::spawn(lane.run(stopped.clone()))
             })

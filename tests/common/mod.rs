@@ -34,6 +34,8 @@ pub struct TestConfig {
     pub templates: Vec<(String, String)>,
     /// The store; a SQLite file in the test's folder when `None`.
     pub store_url: Option<String>,
+    /// `alerts.webhook_url`.
+    pub alerts: Option<String>,
 }
 
 impl Default for TestConfig {
@@ -45,6 +47,7 @@ impl Default for TestConfig {
             log: "  level: \"warn\"\n".into(),
             templates: Vec::new(),
             store_url: None,
+            alerts: None,
         }
     }
 }
@@ -83,7 +86,7 @@ impl TestConfig {
              delivery:\n{}\
              templates:\n  dir: \"{}\"\n\
              log:\n{}\
-             destinations:\n{}",
+             {}destinations:\n{}",
             self.server_extra,
             self.store_url
                 .clone()
@@ -91,6 +94,10 @@ impl TestConfig {
             self.delivery,
             templates.display(),
             self.log,
+            self.alerts
+                .as_ref()
+                .map(|u| format!("alerts:\n  webhook_url: \"{u}\"\n"))
+                .unwrap_or_default(),
             self.destinations
         );
         let path = dir.join("deskbridge.yaml");
