@@ -25,6 +25,8 @@ pub struct Prepared {
     pub renderer: Arc<Renderer>,
     /// Built destinations, in configuration order.
     pub destinations: Vec<Arc<dyn Destination>>,
+    /// The configuration file, read again on reload.
+    pub config_path: std::path::PathBuf,
 }
 
 /// Compiles templates and `when` expressions and builds destinations. Errors name the
@@ -60,6 +62,7 @@ pub fn prepare(
         settings,
         renderer,
         destinations,
+        config_path: config_path.to_path_buf(),
     })
 }
 
@@ -87,9 +90,16 @@ impl Role {
 /// A bound server, running lanes and the retention task.
 pub struct Application {
     port: u16,
-    server: actix_web::dev::Server,
+    server: Option<actix_web::dev::Server>,
     worker: Worker,
     retention: tokio::task::JoinHandle<()>,
+    state: web::Data<ReceiverState>,
+    store: Store,
+    metrics: Arc<Metrics>,
+    role: Role,
+    config_path: std::path::PathBuf,
+    /// What a reload cannot change: the store URL and the listen address.
+    fixed: (String, String),
 }
 
 /// How often retention runs while serving.
@@ -121,6 +131,7 @@ impl Application {
             settings,
             renderer,
             destinations,
+            config_path,
         } = prepared;
         let store = Store::open(&settings.store.url, settings.store.pool_size)
             .await
@@ -145,10 +156,11 @@ impl Application {
         let listener = std::net::TcpListener::bind(&settings.server.listen)
             .with_context(|| format!("binding {}", settings.server.listen))?;
         let port = listener.local_addr()?.port();
+        let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(TracingLogger::<MaskedRootSpan>::new())
-                .app_data(state.clone())
+                .app_data(app_state.clone())
                 .configure(|cfg| receiver::routes(cfg, role.receives()))
         })
         .disable_signals()
@@ -161,13 +173,19 @@ impl Application {
         } else {
             Vec::new()
         };
-        let worker = Worker::start(store, lanes, &settings, metrics, &wakers);
+        let worker = Worker::start(store.clone(), lanes, &settings, metrics.clone(), &wakers);
         tracing::info!(listen = %settings.server.listen, port, role = ?role, "deskbridge is listening");
         Ok(Self {
             port,
-            server,
+            server: Some(server),
             worker,
             retention,
+            state,
+            store,
+            metrics,
+            role,
+            config_path,
+            fixed: (settings.store.url.clone(), settings.server.listen.clone()),
         })
     }
 
@@ -178,10 +196,22 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then stops accepting, finishes in-flight requests,
     /// stops the lanes (finishing or releasing in-flight deliveries) and returns.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let handle = self.server.handle();
-        let server = tokio::spawn(self.server);
-        shutdown.await;
+    /// SIGHUP reloads the configuration and templates meanwhile.
+    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let server = self.server.take().context("the server already ran")?;
+        let handle = server.handle();
+        let server = tokio::spawn(server);
+        let mut hangups = hangups();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(()) = next_hangup(&mut hangups) => match self.reload().await {
+                    Ok(()) => tracing::info!(config = %self.config_path.display(), "configuration reloaded"),
+                    Err(e) => tracing::error!(error = %format!("{e:#}"), "reload refused; the running configuration stays"),
+                },
+            }
+        }
         tracing::info!("shutting down: no new hooks, finishing deliveries in flight");
         handle.stop(true).await;
         self.retention.abort();
@@ -191,10 +221,78 @@ impl Application {
         served.context("server task")?.context("server")
     }
 
+    /// Reads the configuration file again; when it and its templates are valid, swaps them in:
+    /// the receiver takes the new routing at once, new lanes start, and the old lanes finish
+    /// what they have in flight. The store and the listen address stay as they were.
+    pub async fn reload(&mut self) -> anyhow::Result<()> {
+        let (settings, text) = crate::config::load(&self.config_path)?;
+        let prepared = prepare(settings, &self.config_path, &text)?;
+        let Prepared {
+            settings,
+            renderer,
+            destinations,
+            ..
+        } = prepared;
+        if (settings.store.url.as_str(), settings.server.listen.as_str())
+            != (self.fixed.0.as_str(), self.fixed.1.as_str())
+        {
+            tracing::warn!(
+                "store.url and server.listen take effect at the next start, not on reload"
+            );
+        }
+        let names: Vec<String> = settings.destinations.keys().cloned().collect();
+        self.metrics.ensure(&names);
+        let wakers = Wakers::new(&names);
+        self.state.replace(&settings, renderer, wakers.clone());
+        let lanes = if self.role.delivers() {
+            destinations
+        } else {
+            Vec::new()
+        };
+        let new = Worker::start(
+            self.store.clone(),
+            lanes,
+            &settings,
+            self.metrics.clone(),
+            &wakers,
+        );
+        std::mem::replace(&mut self.worker, new).shutdown().await;
+        self.retention.abort();
+        self.retention = tokio::spawn(retention_loop(self.store.clone(), settings.store.clone()));
+        Ok(())
+    }
+
     /// Serves until SIGTERM or SIGINT.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.run_until(shutdown_signal()).await
     }
+}
+
+#[cfg(unix)]
+type Hangups = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangups = Option<()>;
+
+fn hangups() -> Hangups {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        signal(SignalKind::hangup()).ok()
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// The next SIGHUP; never, where there are none.
+async fn next_hangup(hangups: &mut Hangups) -> Option<()> {
+    #[cfg(unix)]
+    if let Some(signal) = hangups {
+        return signal.recv().await;
+    }
+    let _ = hangups;
+    std::future::pending().await
 }
 
 async fn shutdown_signal() {

@@ -4,6 +4,7 @@ use crate::store::Stats;
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, RwLock};
 
 /// How a hook request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +66,7 @@ struct DestinationMetrics {
 /// All counters of one process.
 pub struct Metrics {
     hooks: [AtomicU64; HOOK_OUTCOMES.len()],
-    destinations: HashMap<String, DestinationMetrics>,
+    destinations: RwLock<HashMap<String, Arc<DestinationMetrics>>>,
 }
 
 impl Metrics {
@@ -73,11 +74,30 @@ impl Metrics {
     pub fn new<'a>(destinations: impl IntoIterator<Item = &'a String>) -> Self {
         Self {
             hooks: Default::default(),
-            destinations: destinations
-                .into_iter()
-                .map(|d| (d.clone(), DestinationMetrics::default()))
-                .collect(),
+            destinations: RwLock::new(
+                destinations
+                    .into_iter()
+                    .map(|d| (d.clone(), Arc::default()))
+                    .collect(),
+            ),
         }
+    }
+
+    /// Adds counters for destinations that have none (after a reload); existing counters go
+    /// on counting.
+    pub fn ensure<'a>(&self, names: impl IntoIterator<Item = &'a String>) {
+        let mut map = self.destinations.write().unwrap_or_else(|p| p.into_inner());
+        for name in names {
+            map.entry(name.clone()).or_default();
+        }
+    }
+
+    fn destination(&self, name: &str) -> Option<Arc<DestinationMetrics>> {
+        self.destinations
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
     }
 
     /// Counts one hook request.
@@ -89,7 +109,7 @@ impl Metrics {
 
     /// Counts one attempt and its duration.
     pub fn attempt(&self, destination: &str, outcome: AttemptOutcome, seconds: f64) {
-        let Some(m) = self.destinations.get(destination) else {
+        let Some(m) = self.destination(destination) else {
             return;
         };
         match outcome {
@@ -110,7 +130,7 @@ impl Metrics {
 
     /// Sets a destination's health: 0 delivering, 1 paused, 2 probing.
     pub fn destination_state(&self, destination: &str, gauge: u64) {
-        if let Some(m) = self.destinations.get(destination) {
+        if let Some(m) = self.destination(destination) {
             m.state.store(gauge, Relaxed);
         }
     }
@@ -135,12 +155,17 @@ impl Metrics {
                 "deskbridge_hooks_received_total{{outcome=\"{label}\"}} {n}"
             )?;
         }
-        let mut names: Vec<&String> = self.destinations.keys().collect();
+        let destinations = self
+            .destinations
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut names: Vec<&String> = destinations.keys().collect();
         names.sort();
         writeln!(out, "# HELP deskbridge_delivery_attempts_total Delivery attempts by destination and outcome.")?;
         writeln!(out, "# TYPE deskbridge_delivery_attempts_total counter")?;
         for name in &names {
-            let m = &self.destinations[*name];
+            let m = &destinations[*name];
             for (label, n) in [
                 ("done", &m.done),
                 ("retry", &m.retry),
@@ -160,7 +185,7 @@ impl Metrics {
             "# TYPE deskbridge_delivery_attempt_duration_seconds histogram"
         )?;
         for name in &names {
-            let m = &self.destinations[*name];
+            let m = &destinations[*name];
             for (i, bound) in BUCKETS.iter().enumerate() {
                 let n = m.buckets[i].load(Relaxed);
                 writeln!(out, "deskbridge_delivery_attempt_duration_seconds_bucket{{destination=\"{name}\",le=\"{bound}\"}} {n}")?;
@@ -177,7 +202,7 @@ impl Metrics {
         writeln!(out, "# HELP deskbridge_destination_state Destination health: 0 delivering, 1 paused by the breaker, 2 probing.")?;
         writeln!(out, "# TYPE deskbridge_destination_state gauge")?;
         for name in &names {
-            let n = self.destinations[*name].state.load(Relaxed);
+            let n = destinations[*name].state.load(Relaxed);
             writeln!(
                 out,
                 "deskbridge_destination_state{{destination=\"{name}\"}} {n}"

@@ -287,3 +287,98 @@ fn check_and_render_work_on_the_example_configs() {
         assert!(!text.contains("not-set"), "a secret leaked: {text}");
     }
 }
+
+#[tokio::test]
+async fn sighup_reloads_a_valid_config_and_keeps_the_running_one_when_invalid() {
+    let first = slow_mock(Duration::ZERO).await;
+    let second = slow_mock(Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let destination = |name: &str, mock: &MockServer| {
+        format!(
+            "  {name}:\n    kind: webhook\n    url: \"{}/hook\"\n",
+            mock.uri()
+        )
+    };
+    let mut config = config_for(&first);
+    config.destinations = destination("first", &first);
+    let path = config.write(dir.path());
+    let process = Process::start(&path);
+    assert_eq!(process.post(conversation(1).to_string()).await, 200);
+    common::requests_at(&first, 1).await;
+
+    // A valid new configuration: a second destination.
+    config.destinations = format!(
+        "{}{}",
+        destination("first", &first),
+        destination("second", &second)
+    );
+    config.write(dir.path());
+    process.signal("HUP");
+    process.wait_for_log("configuration reloaded");
+    assert_eq!(process.post(conversation(2).to_string()).await, 200);
+    common::requests_at(&first, 2).await;
+    common::requests_at(&second, 1).await;
+
+    // An invalid one: reported, and the running configuration stays.
+    config.destinations = format!("{}    urll: \"x\"\n", destination("first", &first));
+    config.write(dir.path());
+    process.signal("HUP");
+    let refused = process.wait_for_log("reload refused");
+    assert!(refused.contains("destinations.first.urll"), "{refused}");
+    assert_eq!(process.post(conversation(3).to_string()).await, 200);
+    common::requests_at(&first, 3).await;
+    common::requests_at(&second, 2).await;
+}
+
+#[tokio::test]
+async fn secrets_come_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "from-a-file\nsecond-token\n").unwrap();
+    let mock = slow_mock(Duration::ZERO).await;
+    let whsec = dir.path().join("whsec");
+    std::fs::write(&whsec, "whsec_c2VjcmV0LXNpZ25pbmcta2V5\n").unwrap();
+    let mut config = config_for(&mock);
+    config.destinations = format!(
+        "  archive:\n    kind: webhook\n    url: \"{}/hook\"\n    signing_secret_file: \"{}\"\n",
+        mock.uri(),
+        whsec.display()
+    );
+    config.server_extra = format!("  hook_tokens_file: \"{}\"\n", token_file.display());
+    let path = config.write(dir.path());
+    // The harness also writes hook_tokens inline: giving both is refused, naming both.
+    let (ok, text) = check(&path);
+    assert!(
+        !ok && text.contains("give either hook_tokens or hook_tokens_file"),
+        "{text}"
+    );
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("  hook_tokens: [\"test-token\"]\n", "");
+    std::fs::write(&path, text).unwrap();
+    let process = Process::start(&path);
+    let post = |token: &'static str| {
+        let url = format!("http://127.0.0.1:{}/hooks/smartsupp/{token}", process.port);
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .body(conversation(1).to_string())
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(post("test-token").await, 401, "the inline token is gone");
+    assert_eq!(
+        post("second-token").await,
+        200,
+        "every line of the file is a token"
+    );
+    let r = &common::requests_at(&mock, 1).await[0];
+    assert!(
+        common::header(r, "webhook-signature").starts_with("v1,"),
+        "signed with the secret from its file"
+    );
+}

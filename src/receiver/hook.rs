@@ -47,10 +47,11 @@ async fn accept(
     payload: web::Payload,
     state: &ReceiverState,
 ) -> Result<(HttpResponse, HookOutcome), ReceiveError> {
-    if !state.token_ok(token) {
+    let live = state.live();
+    if !live.token_ok(token) {
         return Err(ReceiveError::Unauthorized);
     }
-    let limit = state.max_body_bytes;
+    let limit = live.max_body_bytes;
     let declared = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
@@ -66,7 +67,7 @@ async fn accept(
         .map_err(|e| ReceiveError::Read(e.to_string()))?;
     let identity = Identity::read(&body)?;
     let received_at = now_ms();
-    let destinations = if state.router.needs_context() {
+    let destinations = if live.router.needs_context() {
         let stored = Stored {
             key: identity.key.clone(),
             version: 0,
@@ -74,16 +75,16 @@ async fn accept(
         };
         let context = smartsupp::context(&body, &stored)?;
         let context = handlebars::Context::from(context);
-        state.router.route(&state.renderer, Some(&context))
+        live.router.route(&live.renderer, Some(&context))
     } else {
-        state.router.route(&state.renderer, None)
+        live.router.route(&live.renderer, None)
     };
     let conversation = NewConversation {
         key: identity.key,
         digest: Sha256::digest(&body).into(),
         raw: body,
         received_at,
-        client_ip: client_ip(req, &state.trusted_proxies).map(|ip| ip.to_string()),
+        client_ip: client_ip(req, &live.trusted_proxies).map(|ip| ip.to_string()),
         destinations,
     };
     let key = conversation.key.clone();
@@ -105,7 +106,7 @@ async fn accept(
             deliveries,
         } => {
             for destination in &wake {
-                state.wakers.wake(destination);
+                live.wakers.wake(destination);
             }
             tracing::debug!(conversation = %key, version, deliveries, client = %client, "hook accepted");
             let body = serde_json::json!({

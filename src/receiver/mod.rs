@@ -15,18 +15,24 @@ use crate::store::Store;
 use crate::worker::Wakers;
 use actix_web::web;
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-/// What the HTTP handlers share.
+/// What the HTTP handlers share: the store and metrics, and the parts that come from the
+/// configuration, swapped whole on reload.
 pub struct ReceiverState {
+    live: RwLock<Arc<Live>>,
+    store: Store,
+    metrics: Arc<Metrics>,
+}
+
+/// The configuration-dependent part of the receiver.
+pub struct Live {
     /// SHA-256 of each accepted hook token, so comparisons take the same time for any input.
     token_digests: Vec<[u8; 32]>,
     max_body_bytes: usize,
     trusted_proxies: Vec<IpNet>,
-    store: Store,
     router: Router,
     renderer: Arc<Renderer>,
-    metrics: Arc<Metrics>,
     wakers: Wakers,
 }
 
@@ -40,6 +46,27 @@ impl ReceiverState {
         wakers: Wakers,
     ) -> Self {
         Self {
+            live: RwLock::new(Arc::new(Live::new(settings, renderer, wakers))),
+            store,
+            metrics,
+        }
+    }
+
+    /// The receiver's configuration as of now.
+    fn live(&self) -> Arc<Live> {
+        self.live.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Switches to a new configuration; requests in progress finish with the old one.
+    pub fn replace(&self, settings: &Settings, renderer: Arc<Renderer>, wakers: Wakers) {
+        let live = Arc::new(Live::new(settings, renderer, wakers));
+        *self.live.write().unwrap_or_else(|p| p.into_inner()) = live;
+    }
+}
+
+impl Live {
+    fn new(settings: &Settings, renderer: Arc<Renderer>, wakers: Wakers) -> Self {
+        Self {
             token_digests: settings
                 .server
                 .hook_tokens
@@ -49,10 +76,8 @@ impl ReceiverState {
                 .collect(),
             max_body_bytes: settings.server.max_body_bytes,
             trusted_proxies: settings.server.trusted_proxies.clone(),
-            store,
             router: Router::new(settings),
             renderer,
-            metrics,
             wakers,
         }
     }

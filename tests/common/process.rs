@@ -14,6 +14,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_deskbridge");
 pub struct Process {
     pub child: Child,
     pub port: u16,
+    /// Every line it has written to stderr so far.
+    pub logs: Arc<Mutex<Vec<String>>>,
 }
 
 impl Process {
@@ -35,8 +37,11 @@ impl Process {
         let port = Arc::new(Mutex::new(None));
         let stderr = child.stderr.take().unwrap();
         let found = port.clone();
+        let logs: Arc<Mutex<Vec<String>>> = Arc::default();
+        let kept = logs.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                kept.lock().unwrap().push(line.clone());
                 if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) {
                     if let Some(p) = event["fields"]["port"].as_u64() {
                         *found.lock().unwrap() = Some(p as u16);
@@ -47,7 +52,11 @@ impl Process {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(p) = *port.lock().unwrap() {
-                return Self { child, port: p };
+                return Self {
+                    child,
+                    port: p,
+                    logs,
+                };
             }
             assert!(
                 std::time::Instant::now() < deadline,
@@ -56,6 +65,27 @@ impl Process {
             assert!(
                 child.try_wait().unwrap().is_none(),
                 "deskbridge exited at start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits (up to 10 s) for a log line that contains `needle`; returns it.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(line) = self
+                .logs
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+            {
+                return line.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no log line with {needle:?}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
