@@ -58,8 +58,20 @@ pub fn validate(settings: &Settings, out: &mut Problems) {
             );
         }
     }
+    if let Some(url) = &settings.alerts.webhook_url {
+        if !matches!(reqwest::Url::parse(url), Ok(u) if matches!(u.scheme(), "http" | "https")) {
+            out.add("alerts.webhook_url", format!("{url:?} is not an http(s) URL"));
+        }
+    }
     for (name, destination) in &settings.destinations {
         let at = format!("destinations.{name}");
+        let (_, concurrency, breaker) = destination.health();
+        if concurrency == Some(0) {
+            out.add(&format!("{at}.concurrency"), "must be at least 1");
+        }
+        if breaker.failures > 0 && breaker.cool_down.0.is_zero() {
+            out.add(&format!("{at}.breaker.cool_down"), "must be greater than 0");
+        }
         if name.is_empty()
             || !name
                 .chars()
