@@ -58,7 +58,9 @@ pub struct ServerSettings {
     pub hook_tokens: SecretList,
     /// Largest hook body accepted; larger ones get 413.
     pub max_body_bytes: usize,
-    /// Peers whose `X-Forwarded-For` / `X-Real-IP` headers are believed.
+    /// Peers whose `X-Forwarded-For` / `X-Real-IP` headers are believed (a list, or one
+    /// comma-separated string from the environment).
+    #[serde(deserialize_with = "types::ip_nets")]
     pub trusted_proxies: Vec<IpNet>,
 }
 

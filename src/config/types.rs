@@ -169,6 +169,32 @@ impl<'de> Deserialize<'de> for IpNet {
     }
 }
 
+/// A list of networks, written as a YAML list or as one comma-separated string (env overrides).
+pub fn ip_nets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    let parse = |t: &str| IpNet::parse(t.trim()).map_err(serde::de::Error::custom);
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => s
+            .split(',')
+            .filter(|t| !t.trim().is_empty())
+            .map(parse)
+            .collect(),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .map(|v| match v {
+                serde_json::Value::String(t) => parse(t),
+                other => Err(serde::de::Error::custom(format!(
+                    "expected a network such as 10.0.0.0/8, found {}",
+                    crate::smartsupp::type_name(other)
+                ))),
+            })
+            .collect(),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a list of networks, found {}",
+            crate::smartsupp::type_name(&other)
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

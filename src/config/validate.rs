@@ -60,7 +60,10 @@ pub fn validate(settings: &Settings, out: &mut Problems) {
     }
     if let Some(url) = &settings.alerts.webhook_url {
         if !matches!(reqwest::Url::parse(url), Ok(u) if matches!(u.scheme(), "http" | "https")) {
-            out.add("alerts.webhook_url", format!("{url:?} is not an http(s) URL"));
+            out.add(
+                "alerts.webhook_url",
+                format!("{url:?} is not an http(s) URL"),
+            );
         }
     }
     for (name, destination) in &settings.destinations {
