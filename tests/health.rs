@@ -121,15 +121,10 @@ async fn the_rate_limit_holds_over_a_measured_window() {
     requests_at(&sink, 30).await;
     let mut times = times.lock().unwrap().clone();
     times.sort();
-    // At most 10 starts in any second (11 allowed for the jitter between the pacer and the
-    // mock's clock, i.e. within 10%); unpaced, all 30 arrive within milliseconds.
-    for (i, t) in times.iter().enumerate() {
-        let in_window = times[i..]
-            .iter()
-            .take_while(|u| u.duration_since(*t) < Duration::from_secs(1))
-            .count();
-        assert!(in_window <= 11, "{in_window} requests within one second");
-    }
+    // At most 10 starts per second, measured where the mock receives them, a little after the
+    // pacer let them go: at most 11 (10%) in any 0.9 s, so that delivery jitter of up to
+    // 100 ms cannot fail the test; unpaced, all 30 would arrive within milliseconds.
+    common::assert_at_most_per_window(&times, 11, Duration::from_millis(900));
     let span = times[29].duration_since(times[0]);
     assert!(
         span >= Duration::from_millis(1900),

@@ -414,13 +414,7 @@ async fn requests_are_paced_under_the_configured_rate() {
     times.sort();
     // Requests are counted where the mock receives them, a little after the pacer let them
     // go: allow that much jitter (unpaced, all twelve would arrive within milliseconds).
-    for (i, t) in times.iter().enumerate() {
-        let in_window = times[i..]
-            .iter()
-            .take_while(|u| u.duration_since(*t) < Duration::from_millis(800))
-            .count();
-        assert!(in_window <= 5, "{in_window} requests within 0.8 s");
-    }
+    common::assert_at_most_per_window(&times, 5, Duration::from_millis(800));
     assert!(times[11].duration_since(times[0]) >= Duration::from_secs(2));
 }
 

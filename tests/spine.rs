@@ -491,24 +491,17 @@ async fn when_expressions_route_conversations() {
         )
     );
     let app = TestApp::spawn(TestConfig::with_destinations(&destinations)).await;
-    let chat: Value = app
-        .post_hook(sample("chat.json").to_string())
-        .await
-        .json()
-        .await
-        .unwrap();
-    let missed: Value = app
-        .post_hook(sample("missed.json").to_string())
-        .await
-        .json()
-        .await
-        .unwrap();
-    let offline: Value = app
-        .post_hook(sample("offline.json").to_string())
-        .await
-        .json()
-        .await
-        .unwrap();
+    let mut answers = Vec::new();
+    for name in ["chat.json", "missed.json", "offline.json"] {
+        let answer: Value = app
+            .post_hook(sample(name).to_string())
+            .await
+            .json()
+            .await
+            .unwrap();
+        answers.push(answer);
+    }
+    let [chat, missed, offline] = answers.try_into().unwrap();
     assert_eq!(chat["deliveries"], 1);
     assert_eq!(missed["deliveries"], 2);
     assert_eq!(offline["deliveries"], 2);

@@ -10,9 +10,9 @@ use crate::store::{now_ms, AttemptRecord, Claimed, Next, Store};
 use std::time::{Duration, Instant};
 use tokio::sync::OwnedSemaphorePermit;
 
-/// Attempts `claimed` once at `destination` and records the outcome. `slot` (one of the
-/// destination's concurrent deliveries) is given back as soon as the destination has answered,
-/// before the outcome is committed.
+/// Attempts `claimed` once at `destination` and records the outcome. As soon as the
+/// destination has answered, `answered` hears how the attempt ended and `slot` (one of the
+/// destination's concurrent deliveries) is given back, before the outcome is committed.
 #[tracing::instrument(skip_all, fields(
     conversation = %claimed.conversation.key,
     version = claimed.conversation.version,
@@ -26,13 +26,13 @@ pub async fn attempt(
     schedule: &[Duration],
     metrics: &Metrics,
     slot: OwnedSemaphorePermit,
-) -> AttemptOutcome {
+    answered: impl FnOnce(AttemptOutcome),
+) {
     let started_at = now_ms();
     let clock = Instant::now();
     let progress = Progress::default();
     let outcome = deliver(destination, &claimed, &progress).await;
     let elapsed = clock.elapsed();
-    drop(slot);
     let attempts = claimed.attempts + 1;
     let mut record = AttemptRecord {
         started_at,
@@ -61,6 +61,8 @@ pub async fn attempt(
                 DeliveryError::Deferred { wait, .. } => {
                     tracing::warn!(error = %error, wait_ms = wait.as_millis() as u64, "not attempted; deferred");
                     let at = now_ms() + wait.as_millis() as i64;
+                    answered(AttemptOutcome::Deferred);
+                    drop(slot);
                     metrics.attempt(
                         destination.name(),
                         AttemptOutcome::Deferred,
@@ -68,7 +70,7 @@ pub async fn attempt(
                     );
                     record_or_warn(store, claimed.id, record, Next::Defer(at), progress.take())
                         .await;
-                    return AttemptOutcome::Deferred;
+                    return;
                 }
                 DeliveryError::Permanent { .. } => None,
             };
@@ -85,9 +87,10 @@ pub async fn attempt(
             }
         }
     };
+    answered(metric);
+    drop(slot);
     metrics.attempt(destination.name(), metric, elapsed.as_secs_f64());
     record_or_warn(store, claimed.id, record, next, result).await;
-    metric
 }
 
 async fn record_or_warn(

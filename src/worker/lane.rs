@@ -121,23 +121,29 @@ impl Lane {
                 let in_flight = in_flight.clone();
                 tokio::spawn(async move {
                     let id = claimed.id;
-                    let outcome = attempt(
-                        &lane.store,
-                        lane.destination.as_ref(),
-                        claimed,
-                        &lane.settings.schedule,
-                        &lane.metrics,
-                        slot,
-                    )
-                    .await;
-                    if outcome != AttemptOutcome::Deferred {
+                    // The breaker hears the outcome before the slot is free again, so a
+                    // delivery claimed ahead sees a pause at once.
+                    let answered = |outcome: AttemptOutcome| {
+                        if outcome == AttemptOutcome::Deferred {
+                            return;
+                        }
                         let success = outcome == AttemptOutcome::Done;
                         let changed =
                             lock(&lane.breaker).record(success, tokio::time::Instant::now());
                         if let Some(state) = changed {
                             lane.announce(state);
                         }
-                    }
+                    };
+                    attempt(
+                        &lane.store,
+                        lane.destination.as_ref(),
+                        claimed,
+                        &lane.settings.schedule,
+                        &lane.metrics,
+                        slot,
+                        answered,
+                    )
+                    .await;
                     lock(&in_flight).remove(&id);
                     drop(task);
                     lane.wake.notify_one();

@@ -457,3 +457,17 @@ pub fn header(r: &wiremock::Request, name: &str) -> String {
         .map(|v| v.to_str().unwrap().to_string())
         .unwrap_or_default()
 }
+
+/// Fails when more than `most` of the (sorted) `times` fall within any `window`.
+pub fn assert_at_most_per_window(times: &[std::time::Instant], most: usize, window: Duration) {
+    for (i, t) in times.iter().enumerate() {
+        let within = times[i..]
+            .iter()
+            .take_while(|u| u.duration_since(*t) < window)
+            .count();
+        assert!(
+            within <= most,
+            "{within} requests within {window:?} (at most {most})"
+        );
+    }
+}
