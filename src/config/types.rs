@@ -19,14 +19,15 @@ impl HumanDuration {
         let (number, unit) = text.split_at(split);
         let invalid = || format!("invalid duration {text:?} (write e.g. 200ms, 10s, 5m, 2h, 1d)");
         let n: u64 = number.parse().map_err(|_| invalid())?;
-        let millis = match unit {
-            "ms" => n,
-            "s" => n * 1_000,
-            "m" => n * 60_000,
-            "h" => n * 3_600_000,
-            "d" => n * 86_400_000,
+        let per_unit: u64 = match unit {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
             _ => return Err(invalid()),
         };
+        let millis = n.checked_mul(per_unit).ok_or_else(invalid)?;
         Ok(Self(Duration::from_millis(millis)))
     }
 }
@@ -213,7 +214,7 @@ mod tests {
             HumanDuration::parse("2h").unwrap().0,
             Duration::from_secs(7200)
         );
-        for bad in ["", "10", "s", "10x", "-1s", "1.5s"] {
+        for bad in ["", "10", "s", "10x", "-1s", "1.5s", "99999999999999999d"] {
             assert!(
                 HumanDuration::parse(bad).is_err(),
                 "{bad} should be refused"
