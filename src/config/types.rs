@@ -27,7 +27,13 @@ impl HumanDuration {
             "d" => 86_400_000,
             _ => return Err(invalid()),
         };
-        let millis = n.checked_mul(per_unit).ok_or_else(invalid)?;
+        // Ten years is more than any wait or retention needs, and keeps arithmetic on
+        // durations (jitter, deadlines) far from overflow.
+        const MAX_MILLIS: u64 = 10 * 366 * 86_400_000;
+        let millis = n
+            .checked_mul(per_unit)
+            .filter(|m| *m <= MAX_MILLIS)
+            .ok_or_else(|| format!("duration {text:?} is longer than ten years"))?;
         Ok(Self(Duration::from_millis(millis)))
     }
 }
