@@ -89,15 +89,7 @@ async fn a_failing_destination_is_paused_probed_and_resumed_while_another_delive
         .map(|a| a["state"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(states, ["paused", "probing", "delivering"]);
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("deskbridge_destination_state{destination=\"down\"} 0"),
         "{metrics}"

@@ -294,15 +294,7 @@ async fn the_daily_limit_parks_the_destination_without_spending_attempts() {
         assert_eq!((d.state.as_str(), d.attempts), ("pending", 0), "{d:?}");
         assert!(d.last_error.unwrap().contains("daily"));
     }
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(
             "deskbridge_delivery_attempts_total{destination=\"crm\",outcome=\"deferred\"} 2"

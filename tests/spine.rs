@@ -35,12 +35,7 @@ async fn received(server: &MockServer) -> Vec<Request> {
 #[tokio::test]
 async fn both_documented_examples_are_accepted_and_delivered() {
     let mock = mock_ok().await;
-    let app = TestApp::spawn(TestConfig::with_destinations(&webhook(
-        "archive",
-        &format!("{}/hook", mock.uri()),
-        "",
-    )))
-    .await;
+    let app = app_for(&mock).await;
     let current = sample("chat.json");
     let mut old = sample("chat-2015-format.json");
     old["channel"]["id"] = json!(77);
@@ -124,12 +119,7 @@ async fn untrusted_strings_arrive_byte_exact_inside_valid_json() {
 #[tokio::test]
 async fn a_five_thousand_message_conversation_is_delivered_whole() {
     let mock = mock_ok().await;
-    let app = TestApp::spawn(TestConfig::with_destinations(&webhook(
-        "archive",
-        &format!("{}/hook", mock.uri()),
-        "",
-    )))
-    .await;
+    let app = app_for(&mock).await;
     let mut body = conversation(5000);
     let messages: Vec<Value> = (0..5000)
         .map(|i| {
@@ -195,15 +185,7 @@ async fn refused_hooks_store_nothing() {
 
     assert_eq!(count(&app.db(), "SELECT COUNT(*) FROM conversations"), 0);
     assert_eq!(count(&app.db(), "SELECT COUNT(*) FROM deliveries"), 0);
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("deskbridge_hooks_received_total{outcome=\"unauthorized\"} 1"),
         "{metrics}"
@@ -250,12 +232,7 @@ async fn chunked_post(port: u16, size: usize) -> u16 {
 #[tokio::test]
 async fn duplicates_are_suppressed_and_new_versions_delivered() {
     let mock = mock_ok().await;
-    let app = TestApp::spawn(TestConfig::with_destinations(&webhook(
-        "archive",
-        &format!("{}/hook", mock.uri()),
-        "",
-    )))
-    .await;
+    let app = app_for(&mock).await;
     let first = conversation(42);
     let a: Value = app.post_hook(first.to_string()).await.json().await.unwrap();
     let b: Value = app.post_hook(first.to_string()).await.json().await.unwrap();
@@ -550,15 +527,7 @@ async fn health_readiness_and_metrics_answer() {
     );
     app.post_hook(conversation(1).to_string()).await;
     wait_for_state(&app, "done").await;
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     for line in [
         "deskbridge_hooks_received_total{outcome=\"accepted\"} 1",
         "deskbridge_delivery_attempts_total{destination=\"target\",outcome=\"done\"} 1",

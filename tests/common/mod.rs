@@ -178,6 +178,12 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     pub fn db(&self) -> Db {
         self.db.clone()
     }
