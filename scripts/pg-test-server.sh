@@ -2,19 +2,21 @@
 # Starts (or stops) a throwaway PostgreSQL server for deskbridge's tests, on loopback only.
 #   scripts/pg-test-server.sh start   # prints the DESKBRIDGE_TEST_PG_URL to export
 #   scripts/pg-test-server.sh stop
-# Needs PostgreSQL's server binaries (Debian: postgresql); runs the server as user postgres.
+# Needs PostgreSQL's server binaries (Debian: postgresql). As root it runs the server as user
+# postgres, otherwise as the current user.
 set -euo pipefail
 port="${DESKBRIDGE_PG_PORT:-5433}"
 data="${DESKBRIDGE_PG_DATA:-/tmp/deskbridge-pg}"
 bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
 [ -x "$bin/pg_ctl" ] || { echo "PostgreSQL server binaries not found (apt-get install postgresql)" >&2; exit 1; }
-as_pg() { if [ "$(id -un)" = postgres ]; then "$@"; else su postgres -s /bin/sh -c "$(printf '%q ' "$@")"; fi; }
+# PostgreSQL refuses to run as root: as root, run it as user postgres; otherwise as yourself.
+as_pg() { if [ "$(id -u)" != 0 ]; then "$@"; else su postgres -s /bin/sh -c "$(printf '%q ' "$@")"; fi; }
 
 case "${1:-start}" in
   start)
     if [ ! -s "$data/PG_VERSION" ]; then
       mkdir -p "$data"
-      chown postgres "$data" 2>/dev/null || true
+      [ "$(id -u)" != 0 ] || chown postgres "$data"
       as_pg "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 >/dev/null
     fi
     if ! as_pg "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
