@@ -164,6 +164,12 @@ impl Application {
                 .configure(|cfg| receiver::routes(cfg, role.receives()))
         })
         .disable_signals()
+        .workers(
+            settings
+                .server
+                .http_workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        )
         .shutdown_timeout(10)
         .listen(listener)?
         .run();

@@ -58,6 +58,8 @@ pub struct ServerSettings {
     pub hook_tokens: SecretList,
     /// Largest hook body accepted; larger ones get 413.
     pub max_body_bytes: usize,
+    /// HTTP worker threads (one per core when not set).
+    pub http_workers: Option<usize>,
     /// Peers whose `X-Forwarded-For` / `X-Real-IP` headers are believed (a list, or one
     /// comma-separated string from the environment).
     #[serde(deserialize_with = "types::ip_nets")]
@@ -70,6 +72,7 @@ impl Default for ServerSettings {
             listen: "127.0.0.1:8080".into(),
             hook_tokens: SecretList::default(),
             max_body_bytes: 5 * 1024 * 1024,
+            http_workers: None,
             trusted_proxies: vec![
                 IpNet::parse("127.0.0.1/32").expect("static network"),
                 IpNet::parse("::1/128").expect("static network"),
