@@ -29,6 +29,9 @@ pub fn validate(settings: &Settings, out: &mut Problems) {
     if tokens.iter().any(|t| t.expose().trim().is_empty()) {
         out.add("server.hook_tokens", "a hook token is empty");
     }
+    if settings.server.http_workers == Some(0) {
+        out.add("server.http_workers", "must be at least 1");
+    }
     if settings.server.max_body_bytes == 0 {
         out.add("server.max_body_bytes", "must be greater than 0");
     }
