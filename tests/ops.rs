@@ -4,11 +4,10 @@
 
 mod common;
 
-use common::process::BIN;
+use common::process::run;
 use common::{conversation, deliveries, eventually, TestApp, TestConfig};
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -23,18 +22,10 @@ async fn answering(status: u16) -> MockServer {
 
 /// Runs `deskbridge ARGS --config CONFIG`; returns exit code and stdout.
 fn cli(config: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    (
-        out.status.code().unwrap(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let mut all: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    all.extend(["--config".as_ref(), config.as_os_str()]);
+    let out = run(&all);
+    (out.code, out.stdout)
 }
 
 fn json(config: &Path, args: &[&str]) -> Value {

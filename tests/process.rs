@@ -6,12 +6,11 @@ mod common;
 
 use common::{conversation, deliveries, eventually, TestConfig};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use common::process::{Process, BIN};
+use common::process::{run, Process};
 
 fn config_for(mock: &MockServer) -> TestConfig {
     let mut config = TestConfig::with_destinations(&format!(
@@ -125,36 +124,19 @@ async fn sigterm_finishes_deliveries_in_flight_and_exits_zero() {
 }
 
 fn check(config: &Path) -> (bool, String) {
-    let out = Command::new(BIN)
-        .arg("check")
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let out = run(&[
+        std::ffi::OsStr::new("check"),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ]);
+    (out.ok(), format!("{}{}", out.stdout, out.stderr))
 }
 
 #[test]
 fn check_accepts_the_shipped_config() {
-    let out = Command::new(BIN)
-        .current_dir(common::repo())
-        .arg("check")
-        .env_remove("DESKBRIDGE_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("config/deskbridge.yaml: ok"));
+    let out = run(&["check"]);
+    assert!(out.ok(), "{}", out.stderr);
+    assert!(out.stdout.contains("config/deskbridge.yaml: ok"));
 }
 
 #[test]
@@ -223,19 +205,17 @@ fn render_prints_the_request_with_secrets_masked() {
         "  archive:\n    kind: webhook\n    url: \"https://example.com/in\"\n    headers: { X-Api-Key: \"very-secret-key\" }\n    signing_secret: \"whsec_c2VjcmV0LXNpZ25pbmcta2V5\"\n",
     )
     .write(dir.path());
-    let out = Command::new(BIN)
-        .args(["render", "--destination", "archive"])
-        .arg(common::repo().join("samples/chat.json"))
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let sample = common::repo().join("samples/chat.json");
+    let out = run(&[
+        "render".as_ref(),
+        "--destination".as_ref(),
+        std::ffi::OsStr::new("archive"),
+        sample.as_os_str(),
+        "--config".as_ref(),
+        path.as_os_str(),
+    ]);
+    let text = &out.stdout;
+    assert!(out.ok(), "{}", out.stderr);
     assert!(text.starts_with("POST https://example.com/in\n"), "{text}");
     assert!(text.contains("X-Api-Key: ***"), "{text}");
     assert!(text.contains("webhook-signature: v1,"), "{text}");
@@ -254,34 +234,18 @@ fn check_and_render_work_on_the_example_configs() {
         ("config/examples/zendesk.yaml", "helpdesk", 1),
         ("config/examples/hubspot.yaml", "crm", 3),
     ] {
-        let out = Command::new(BIN)
-            .current_dir(common::repo())
-            .args(["check", "--config", config])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{config}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let out = Command::new(BIN)
-            .current_dir(common::repo())
-            .args([
-                "render",
-                "--destination",
-                destination,
-                "samples/chat.json",
-                "--config",
-                config,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{config}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout);
+        let out = run(&["check", "--config", config]);
+        assert!(out.ok(), "{config}: {}", out.stderr);
+        let out = run(&[
+            "render",
+            "--destination",
+            destination,
+            "samples/chat.json",
+            "--config",
+            config,
+        ]);
+        assert!(out.ok(), "{config}: {}", out.stderr);
+        let text = &out.stdout;
         assert_eq!(text.matches("POST https://").count(), requests, "{text}");
         assert!(text.contains("authorization: ***"), "{text}");
         assert!(!text.contains("not-set"), "a secret leaked: {text}");

@@ -130,6 +130,19 @@ pub enum Next {
     Defer(i64),
 }
 
+impl Next {
+    /// The delivery's new `state`, its new due time (`None`: unchanged) and how many attempts
+    /// this one counts for, as every backend stores them.
+    pub fn columns(self) -> (&'static str, Option<i64>, i32) {
+        match self {
+            Self::Done => ("done", None, 1),
+            Self::Dead => ("dead", None, 1),
+            Self::Retry(at) => ("pending", Some(at), 1),
+            Self::Defer(at) => ("pending", Some(at), 0),
+        }
+    }
+}
+
 /// Counts for metrics and readiness.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Stats {
@@ -181,7 +194,7 @@ impl Store {
     /// ones become due by themselves.
     pub async fn recover(&self) -> Result<usize, StoreError> {
         match &*self.backend {
-            Backend::Sqlite(s) => s.release(Vec::new()).await,
+            Backend::Sqlite(s) => s.release_all().await,
             Backend::Postgres(_) => Ok(0),
         }
     }

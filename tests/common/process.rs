@@ -10,6 +10,38 @@ use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_deskbridge");
 
+/// What one `deskbridge` command did.
+pub struct Run {
+    /// Its exit code.
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn ok(&self) -> bool {
+        self.code == 0
+    }
+}
+
+/// Runs `deskbridge ARGS` from the repository root (where the shipped relative paths hold),
+/// without `DESKBRIDGE_CONFIG`; fails the test on a panic.
+pub fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
+    let out = Command::new(BIN)
+        .current_dir(super::repo())
+        .args(args)
+        .env_remove("DESKBRIDGE_CONFIG")
+        .output()
+        .unwrap();
+    let run = Run {
+        code: out.status.code().unwrap(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    run
+}
+
 /// A running `deskbridge serve`.
 pub struct Process {
     pub child: Child,

@@ -208,12 +208,7 @@ async fn run(pool: &Pool, batch: &[Job]) -> Result<Vec<Outcome>, StoreError> {
     let statements = records.map(|r| {
         let (tx, record) = (&tx, &record);
         async move {
-            let (state, due, counted): (&str, Option<i64>, i32) = match r.next {
-                Next::Done => ("done", None, 1),
-                Next::Dead => ("dead", None, 1),
-                Next::Retry(at) => ("pending", Some(at), 1),
-                Next::Defer(at) => ("pending", Some(at), 0),
-            };
+            let (state, due, counted) = r.next.columns();
             let a = &r.attempt;
             let status = a.status.map(i32::from);
             tx.execute(

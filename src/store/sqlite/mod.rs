@@ -168,6 +168,19 @@ impl SqliteStore {
             .await
     }
 
+    /// Makes every leased delivery due now: after a crash, when this is the only instance.
+    pub async fn release_all(&self) -> Result<usize, StoreError> {
+        self.run(|conn| {
+            conn.prepare_cached(
+                "UPDATE deliveries SET next_attempt_at = ?1, lease_until = NULL
+                 WHERE state = 'pending' AND lease_until IS NOT NULL",
+            )
+            .and_then(|mut s| s.execute(params![now_ms()]))
+            .map_err(unavailable)
+        })
+        .await
+    }
+
     pub async fn stats(&self) -> Result<Stats, StoreError> {
         self.run(|conn| {
             conn.prepare_cached(
@@ -409,12 +422,7 @@ fn record(
         a.excerpt,
         a.error
     ])?;
-    let (state, due, counted) = match next {
-        Next::Done => ("done", None, 1),
-        Next::Dead => ("dead", None, 1),
-        Next::Retry(at) => ("pending", Some(at), 1),
-        Next::Defer(at) => ("pending", Some(at), 0),
-    };
+    let (state, due, counted) = next.columns();
     conn.prepare_cached(
         "UPDATE deliveries SET attempts = attempts + ?7, state = ?2,
              next_attempt_at = COALESCE(?3, next_attempt_at), lease_until = NULL,
@@ -435,14 +443,6 @@ fn record(
 
 fn release(conn: &Connection, ids: &[i64]) -> rusqlite::Result<usize> {
     let now = now_ms();
-    if ids.is_empty() {
-        return conn
-            .prepare_cached(
-                "UPDATE deliveries SET next_attempt_at = ?1, lease_until = NULL
-                 WHERE state = 'pending' AND lease_until IS NOT NULL",
-            )?
-            .execute(params![now]);
-    }
     let mut stmt = conn.prepare_cached(
         "UPDATE deliveries SET next_attempt_at = ?2, lease_until = NULL
          WHERE id = ?1 AND state = 'pending' AND lease_until IS NOT NULL",
