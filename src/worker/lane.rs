@@ -1,4 +1,5 @@
-//! A destination's lane: claim what is due, run attempts within the concurrency limit, sleep
+//! A destination's lane: claim what is due (nothing while its breaker has it paused, one probe
+//! after the cool-down), start attempts within the concurrency limit and the pacing, sleep
 //! until the next due time or a wake-up, and drain on shutdown.
 
 use super::alerts::Alerts;

@@ -1,6 +1,7 @@
 //! Background delivery: one lane per destination claims due deliveries with a lease and runs
-//! up to `delivery.workers` attempts at once, so a slow or failing destination never holds up
-//! another.
+//! up to its concurrency (`delivery.workers`, or the destination's `concurrency`) at once,
+//! paced by its `rate_limit` and paused by its breaker, so a slow or failing destination never
+//! holds up another.
 
 mod alerts;
 mod attempt;
