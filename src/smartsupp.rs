@@ -6,11 +6,18 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-/// What the receiver needs from a hook body: the conversation key.
+/// What the receiver needs from a hook body: the conversation key, and what the admin
+/// dashboard lists and searches by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     /// `<accountId>-<channel.id>`; `0` stands for a missing account id.
     pub key: String,
+    /// `chat`, `missed` or `offline`.
+    pub kind: &'static str,
+    /// The visitor's name, trimmed, when given.
+    pub name: Option<String>,
+    /// The visitor's email, trimmed and lowercased, when it looks like one.
+    pub email: Option<String>,
 }
 
 /// Why a body is not a conversation.
@@ -33,12 +40,26 @@ struct Probe<'a> {
     account_id: Option<&'a RawValue>,
     #[serde(default, borrow)]
     channel: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    visitor: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
 struct ChannelProbe<'a> {
     #[serde(default, borrow)]
     id: Option<&'a RawValue>,
+    #[serde(rename = "isMissed", default)]
+    is_missed: Option<Value>,
+    #[serde(rename = "isOffline", default)]
+    is_offline: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+struct VisitorProbe {
+    #[serde(default)]
+    name: Option<Value>,
+    #[serde(default)]
+    email: Option<Value>,
 }
 
 impl Identity {
@@ -77,8 +98,26 @@ impl Identity {
             })?,
             _ => "0".to_string(),
         };
+        let flag = |v: &Option<Value>| v.as_ref().and_then(Value::as_bool).unwrap_or(false);
+        let kind = kind_of(flag(&channel.is_offline), flag(&channel.is_missed));
+        // A visitor that is not an object is left to the templates to report; here it only
+        // means nothing to search by.
+        let visitor: VisitorProbe = probe
+            .visitor
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+            .unwrap_or_default();
+        let name = visitor.name.as_ref().and_then(non_empty);
+        let email = visitor
+            .email
+            .as_ref()
+            .and_then(non_empty)
+            .filter(|e| looks_like_email(e))
+            .map(|e| e.to_lowercase());
         Ok(Self {
             key: format!("{account}-{channel_id}"),
+            kind,
+            name,
+            email,
         })
     }
 }
@@ -238,9 +277,13 @@ fn normalize_variables(visitor: &mut Map<String, Value>) {
 /// The conversation kind: `offline` (a message left while offline), `missed`, or `chat`.
 pub fn kind(root: &Map<String, Value>) -> &'static str {
     let flag = |name: &str| root["channel"][name].as_bool().unwrap_or(false);
-    if flag("isOffline") {
+    kind_of(flag("isOffline"), flag("isMissed"))
+}
+
+fn kind_of(offline: bool, missed: bool) -> &'static str {
+    if offline {
         "offline"
-    } else if flag("isMissed") {
+    } else if missed {
         "missed"
     } else {
         "chat"
@@ -360,6 +403,18 @@ mod tests {
         assert_eq!(id.key, "a1-c9");
         let id = Identity::read(br#"{"channel": {"id": 7}}"#).unwrap();
         assert_eq!(id.key, "0-7");
+    }
+
+    #[test]
+    fn identity_carries_kind_and_visitor_for_search() {
+        let raw = br#"{"channel":{"id":1,"isMissed":true},"visitor":{"name":" Ann ","email":" Ann@Example.COM "}}"#;
+        let id = Identity::read(raw).unwrap();
+        assert_eq!((id.kind, id.name.as_deref(), id.email.as_deref()), ("missed", Some("Ann"), Some("ann@example.com")));
+        let raw = br#"{"channel":{"id":1,"isOffline":true,"isMissed":true},"visitor":{"email":"not an email"}}"#;
+        let id = Identity::read(raw).unwrap();
+        assert_eq!((id.kind, id.name, id.email), ("offline", None, None));
+        let id = Identity::read(br#"{"channel":{"id":1},"visitor":[1]}"#).unwrap();
+        assert_eq!((id.kind, id.name, id.email), ("chat", None, None));
     }
 
     #[test]

@@ -85,6 +85,9 @@ async fn accept(
         raw: body,
         received_at,
         client_ip: client_ip(req, &live.trusted_proxies).map(|ip| ip.to_string()),
+        kind: identity.kind,
+        visitor_name: identity.name,
+        visitor_email: identity.email,
         destinations,
     };
     let key = conversation.key.clone();

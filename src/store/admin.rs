@@ -91,6 +91,154 @@ pub struct DeliveryFilter {
     pub limit: i64,
 }
 
+/// Which conversations a listing shows: newest first, one row per key (its latest version).
+#[derive(Debug, Clone, Default)]
+pub struct ConversationQuery {
+    /// Matches the key exactly, or part of the visitor's email or name (case-insensitive).
+    pub search: Option<String>,
+    /// Only `chat`, `missed` or `offline`.
+    pub kind: Option<String>,
+    /// Only conversations with a delivery in this state.
+    pub state: Option<String>,
+    /// Only rows older than this row id (the next page).
+    pub before: Option<i64>,
+    /// At most this many.
+    pub limit: i64,
+}
+
+/// One conversation as listed: its latest version and the states of all its deliveries.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationRow {
+    /// Row id of the latest version (the paging cursor).
+    pub id: i64,
+    /// Conversation key.
+    pub key: String,
+    /// Latest version.
+    pub version: i64,
+    /// When the latest version was received (epoch ms).
+    pub received_at: i64,
+    /// `chat`, `missed` or `offline`.
+    pub kind: String,
+    /// The visitor's name.
+    pub visitor_name: Option<String>,
+    /// The visitor's email.
+    pub visitor_email: Option<String>,
+    /// Deliveries of every version, by state.
+    pub deliveries: StateCounts,
+}
+
+/// Deliveries by state.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct StateCounts {
+    /// Not yet done or dead.
+    pub pending: i64,
+    /// Accepted by the destination.
+    pub done: i64,
+    /// Given up; replayable.
+    pub dead: i64,
+}
+
+/// What the dashboard's overview shows, from the store.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overview {
+    /// Conversation versions received in the last hour.
+    pub hooks_last_hour: i64,
+    /// Conversation versions received in the last 24 hours.
+    pub hooks_last_day: i64,
+    /// Every delivery, by state.
+    pub deliveries: StateCounts,
+    /// Per destination that has deliveries.
+    pub destinations: Vec<DestinationStats>,
+}
+
+/// One destination's deliveries.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DestinationStats {
+    /// Destination name.
+    pub destination: String,
+    /// Pending now.
+    pub pending: i64,
+    /// Creation time of the oldest pending delivery (epoch ms).
+    pub oldest_pending_at: Option<i64>,
+    /// Delivered in the last 24 hours.
+    pub done_last_day: i64,
+    /// Given up in the last 24 hours.
+    pub dead_last_day: i64,
+    /// The newest delivery whose last attempt failed: its error…
+    pub last_error: Option<String>,
+    /// …and when (epoch ms).
+    pub last_error_at: Option<i64>,
+}
+
+/// The SQL of [`ConversationQuery`] with each backend's placeholders: `p(n)` writes parameter
+/// `n` (1 search, 2 search as a LIKE pattern, 3 kind, 4 state, 5 before, 6 limit).
+pub fn conversations_sql(p: impl Fn(usize) -> String) -> String {
+    let count = |state: &str| {
+        format!(
+            "(SELECT COUNT(*) FROM conversations v JOIN deliveries d ON d.conversation_id = v.id
+              WHERE v.key = c.key AND d.state = '{state}')"
+        )
+    };
+    format!(
+        "SELECT c.id, c.key, c.version, c.received_at, c.kind, c.visitor_name, c.visitor_email,
+                {pending}, {done}, {dead}
+         FROM conversations c
+         WHERE NOT EXISTS (SELECT 1 FROM conversations n WHERE n.key = c.key AND n.version > c.version)
+           AND ({s} IS NULL OR c.key = {s} OR lower(c.visitor_email) LIKE {pat} ESCAPE '\'
+                OR lower(c.visitor_name) LIKE {pat} ESCAPE '\')
+           AND ({kind} IS NULL OR c.kind = {kind})
+           AND ({state} IS NULL OR EXISTS (
+                SELECT 1 FROM conversations v JOIN deliveries d ON d.conversation_id = v.id
+                WHERE v.key = c.key AND d.state = {state}))
+           AND ({before} IS NULL OR c.id < {before})
+         ORDER BY c.id DESC LIMIT {limit}",
+        pending = count("pending"),
+        done = count("done"),
+        dead = count("dead"),
+        s = p(1),
+        pat = p(2),
+        kind = p(3),
+        state = p(4),
+        before = p(5),
+        limit = p(6),
+    )
+}
+
+/// A search text as a case-insensitive `LIKE … ESCAPE '\'` pattern matching it anywhere.
+pub fn like_pattern(search: &str) -> String {
+    let mut out = String::from("%");
+    for c in search.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// Per-destination counts for the overview; parameter 1 is the start of the last day.
+pub fn destination_stats_sql(p1: &str) -> String {
+    format!(
+        "SELECT destination,
+                SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END),
+                MIN(CASE WHEN state = 'pending' THEN created_at END),
+                SUM(CASE WHEN state = 'done' AND updated_at >= {p1} THEN 1 ELSE 0 END),
+                SUM(CASE WHEN state = 'dead' AND updated_at >= {p1} THEN 1 ELSE 0 END),
+                SUM(CASE WHEN state = 'done' THEN 1 ELSE 0 END),
+                SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END)
+         FROM deliveries GROUP BY destination ORDER BY destination"
+    )
+}
+
+/// The newest failure of one destination; parameter 1 is the destination.
+pub fn last_error_sql(p1: &str) -> String {
+    format!(
+        "SELECT last_error, updated_at FROM deliveries
+         WHERE destination = {p1} AND last_error IS NOT NULL ORDER BY updated_at DESC LIMIT 1"
+    )
+}
+
 /// Deliveries to replay.
 #[derive(Debug, Clone)]
 pub enum Replay {

@@ -10,8 +10,8 @@ mod postgres;
 mod sqlite;
 
 use admin::{
-    ConversationVersion, DeliveryDetail, DeliveryFilter, DeliveryInfo, Erased, Purged, Replay,
-    Retention,
+    ConversationQuery, ConversationRow, ConversationVersion, DeliveryDetail, DeliveryFilter,
+    DeliveryInfo, Erased, Overview, Purged, Replay, Retention,
 };
 
 use crate::smartsupp::Stored;
@@ -42,6 +42,12 @@ pub struct NewConversation {
     pub received_at: i64,
     /// Client address (after trusted-proxy handling).
     pub client_ip: Option<String>,
+    /// `chat`, `missed` or `offline` (for listing and filtering).
+    pub kind: &'static str,
+    /// The visitor's name (for search).
+    pub visitor_name: Option<String>,
+    /// The visitor's email, lowercased (for search).
+    pub visitor_email: Option<String>,
     /// Destinations that get a delivery.
     pub destinations: Vec<Routed>,
 }
@@ -282,6 +288,25 @@ impl Store {
         match &*self.backend {
             Backend::Sqlite(s) => s.conversation(key).await,
             Backend::Postgres(p) => p.conversation(key).await,
+        }
+    }
+
+    /// Conversations matching `query`, newest first, one row per key.
+    pub async fn conversations(
+        &self,
+        query: ConversationQuery,
+    ) -> Result<Vec<ConversationRow>, StoreError> {
+        match &*self.backend {
+            Backend::Sqlite(s) => s.conversations(query).await,
+            Backend::Postgres(p) => p.conversations(query).await,
+        }
+    }
+
+    /// Hooks received recently and deliveries by state and destination.
+    pub async fn overview(&self) -> Result<Overview, StoreError> {
+        match &*self.backend {
+            Backend::Sqlite(s) => s.overview(now_ms()).await,
+            Backend::Postgres(p) => p.overview(now_ms()).await,
         }
     }
 

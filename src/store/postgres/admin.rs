@@ -2,8 +2,10 @@
 
 use super::failed;
 use crate::store::admin::{
-    retention_condition, AttemptInfo, ConversationVersion, DeliveryDetail, DeliveryFilter,
-    DeliveryInfo, Erased, Purged, Replay, Retention, DELIVERY_COLUMNS,
+    conversations_sql, destination_stats_sql, last_error_sql, like_pattern, retention_condition,
+    AttemptInfo, ConversationQuery, ConversationRow, ConversationVersion, DeliveryDetail,
+    DeliveryFilter, DeliveryInfo, DestinationStats, Erased, Overview, Purged, Replay, Retention,
+    StateCounts, DELIVERY_COLUMNS,
 };
 use crate::store::{now_ms, StoreError};
 use deadpool_postgres::Client;
@@ -185,5 +187,83 @@ pub async fn purge(c: &Client, rule: Retention, dry_run: bool) -> Result<Purged,
     Ok(Purged {
         conversations: conversations as usize,
         deliveries: deliveries as usize,
+    })
+}
+
+pub async fn conversations(
+    c: &Client,
+    q: &ConversationQuery,
+) -> Result<Vec<ConversationRow>, StoreError> {
+    const TYPES: [&str; 6] = ["text", "text", "text", "text", "int8", "int8"];
+    let sql = conversations_sql(|n| format!("${n}::{}", TYPES[n - 1]));
+    let pattern = q.search.as_deref().map(like_pattern);
+    let rows = c
+        .query(
+            &sql,
+            &[&q.search, &pattern, &q.kind, &q.state, &q.before, &q.limit],
+        )
+        .await
+        .map_err(failed)?;
+    Ok(rows
+        .iter()
+        .map(|r| ConversationRow {
+            id: r.get(0),
+            key: r.get(1),
+            version: i64::from(r.get::<_, i32>(2)),
+            received_at: r.get(3),
+            kind: r.get(4),
+            visitor_name: r.get(5),
+            visitor_email: r.get(6),
+            deliveries: StateCounts {
+                pending: r.get(7),
+                done: r.get(8),
+                dead: r.get(9),
+            },
+        })
+        .collect())
+}
+
+pub async fn overview(c: &Client, now: i64) -> Result<Overview, StoreError> {
+    let (hour, day) = (now - 3_600_000, now - 86_400_000);
+    let counts = c
+        .query_one(
+            "SELECT COUNT(*) FILTER (WHERE received_at >= $1), COUNT(*)
+             FROM conversations WHERE received_at >= $2",
+            &[&hour, &day],
+        )
+        .await
+        .map_err(failed)?;
+    let mut totals = StateCounts::default();
+    let mut destinations = Vec::new();
+    for r in c
+        .query(&destination_stats_sql("$1"), &[&day])
+        .await
+        .map_err(failed)?
+    {
+        totals.pending += r.get::<_, i64>(1);
+        totals.done += r.get::<_, i64>(5);
+        totals.dead += r.get::<_, i64>(6);
+        destinations.push(DestinationStats {
+            destination: r.get(0),
+            pending: r.get(1),
+            oldest_pending_at: r.get(2),
+            done_last_day: r.get(3),
+            dead_last_day: r.get(4),
+            last_error: None,
+            last_error_at: None,
+        });
+    }
+    let last = c.prepare_cached(&last_error_sql("$1")).await.map_err(failed)?;
+    for d in &mut destinations {
+        if let Some(r) = c.query_opt(&last, &[&d.destination]).await.map_err(failed)? {
+            d.last_error = r.get(0);
+            d.last_error_at = r.get(1);
+        }
+    }
+    Ok(Overview {
+        hooks_last_hour: counts.get(0),
+        hooks_last_day: counts.get(1),
+        deliveries: totals,
+        destinations,
     })
 }

@@ -17,14 +17,17 @@ const MAX_BATCH: usize = 256;
 /// another input of the same key in this batch), is not in the answer: the caller sorts it out.
 const INGEST_MANY: &str = "WITH input AS (
          SELECT DISTINCT ON (key, digest) *
-         FROM UNNEST($1::text[], $2::bytea[], $3::bytea[], $4::int8[], $5::text[])
-              WITH ORDINALITY AS i (key, digest, raw, received_at, client_ip, n)
+         FROM UNNEST($1::text[], $2::bytea[], $3::bytea[], $4::int8[], $5::text[], $9::text[],
+                     $10::text[], $11::text[])
+              WITH ORDINALITY AS i (key, digest, raw, received_at, client_ip, kind, visitor_name,
+                                    visitor_email, n)
          ORDER BY key, digest, n
      ), new AS (
-         INSERT INTO conversations (key, version, digest, raw, received_at, client_ip)
+         INSERT INTO conversations (key, version, digest, raw, received_at, client_ip, kind,
+                                    visitor_name, visitor_email)
          SELECT i.key,
                 COALESCE((SELECT MAX(c.version) FROM conversations c WHERE c.key = i.key), 0) + 1,
-                i.digest, i.raw, i.received_at, i.client_ip
+                i.digest, i.raw, i.received_at, i.client_ip, i.kind, i.visitor_name, i.visitor_email
          FROM input i
          ORDER BY i.key
          ON CONFLICT DO NOTHING
@@ -162,6 +165,15 @@ async fn run(pool: &Pool, batch: &[Job]) -> Result<Vec<Outcome>, StoreError> {
             .iter()
             .map(|(_, c)| c.client_ip.as_deref())
             .collect();
+        let kinds: Vec<&str> = conversations.iter().map(|(_, c)| c.kind).collect();
+        let names: Vec<Option<&str>> = conversations
+            .iter()
+            .map(|(_, c)| c.visitor_name.as_deref())
+            .collect();
+        let emails: Vec<Option<&str>> = conversations
+            .iter()
+            .map(|(_, c)| c.visitor_email.as_deref())
+            .collect();
         let mut route_n = Vec::new();
         let mut route_destination = Vec::new();
         let mut route_error = Vec::new();
@@ -186,6 +198,9 @@ async fn run(pool: &Pool, batch: &[Job]) -> Result<Vec<Outcome>, StoreError> {
                     &route_n,
                     &route_destination,
                     &route_error,
+                    &kinds,
+                    &names,
+                    &emails,
                 ],
             )
             .await

@@ -12,8 +12,8 @@ mod admin;
 mod batch;
 
 use super::admin::{
-    ConversationVersion, DeliveryDetail, DeliveryFilter, DeliveryInfo, Erased, Purged, Replay,
-    Retention,
+    ConversationQuery, ConversationRow, ConversationVersion, DeliveryDetail, DeliveryFilter,
+    DeliveryInfo, Erased, Overview, Purged, Replay, Retention,
 };
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -22,7 +22,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::NoTls;
 
 /// Migrations in order; `deskbridge_migrations` records those applied.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/postgres/0001_init.sql"),
+    include_str!("../migrations/postgres/0002_admin.sql"),
+];
 /// Advisory lock key that serialises migrations of instances starting together.
 const MIGRATION_LOCK: i64 = 0x6465_736b_6272;
 /// How long a hook or a claim waits for a connection or for the server to answer a connect.
@@ -296,6 +299,17 @@ impl PgStore {
 
     pub async fn conversation(&self, key: String) -> Result<Vec<ConversationVersion>, StoreError> {
         admin::conversation(&self.client().await?, &key).await
+    }
+
+    pub async fn conversations(
+        &self,
+        query: ConversationQuery,
+    ) -> Result<Vec<ConversationRow>, StoreError> {
+        admin::conversations(&self.client().await?, &query).await
+    }
+
+    pub async fn overview(&self, now: i64) -> Result<Overview, StoreError> {
+        admin::overview(&self.client().await?, now).await
     }
 
     pub async fn erase(&self, key: String) -> Result<Erased, StoreError> {

@@ -1,8 +1,10 @@
-//! Operator queries on SQLite (run on the writer's connection, so they see every commit).
+//! Operator queries on SQLite: reads on the reader connection, changes on the writer's.
 
 use crate::store::admin::{
-    retention_condition, AttemptInfo, ConversationVersion, DeliveryDetail, DeliveryFilter,
-    DeliveryInfo, Erased, Purged, Replay, Retention, DELIVERY_COLUMNS,
+    conversations_sql, destination_stats_sql, last_error_sql, like_pattern, retention_condition,
+    AttemptInfo, ConversationQuery, ConversationRow, ConversationVersion, DeliveryDetail,
+    DeliveryFilter, DeliveryInfo, DestinationStats, Erased, Overview, Purged, Replay, Retention,
+    StateCounts, DELIVERY_COLUMNS,
 };
 use crate::store::now_ms;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -169,5 +171,74 @@ pub fn purge(conn: &Connection, rule: Retention, dry_run: bool) -> rusqlite::Res
     Ok(Purged {
         conversations: conversations as usize,
         deliveries: deliveries as usize,
+    })
+}
+
+pub fn conversations(
+    conn: &Connection,
+    q: &ConversationQuery,
+) -> rusqlite::Result<Vec<ConversationRow>> {
+    let mut stmt = conn.prepare_cached(&conversations_sql(|n| format!("?{n}")))?;
+    let pattern = q.search.as_deref().map(like_pattern);
+    let rows = stmt.query_map(
+        params![q.search, pattern, q.kind, q.state, q.before, q.limit],
+        |r| {
+            Ok(ConversationRow {
+                id: r.get(0)?,
+                key: r.get(1)?,
+                version: r.get(2)?,
+                received_at: r.get(3)?,
+                kind: r.get(4)?,
+                visitor_name: r.get(5)?,
+                visitor_email: r.get(6)?,
+                deliveries: StateCounts {
+                    pending: r.get(7)?,
+                    done: r.get(8)?,
+                    dead: r.get(9)?,
+                },
+            })
+        },
+    )?;
+    rows.collect()
+}
+
+pub fn overview(conn: &Connection, now: i64) -> rusqlite::Result<Overview> {
+    let (hour, day) = (now - 3_600_000, now - 86_400_000);
+    let mut count = conn.prepare_cached("SELECT COUNT(*) FROM conversations WHERE received_at >= ?1")?;
+    let hooks_last_hour = count.query_row([hour], |r| r.get(0))?;
+    let hooks_last_day = count.query_row([day], |r| r.get(0))?;
+    let mut stmt = conn.prepare_cached(&destination_stats_sql("?1"))?;
+    let mut totals = StateCounts::default();
+    let mut destinations = stmt
+        .query_map([day], |r| {
+            totals.pending += r.get::<_, i64>(1)?;
+            totals.done += r.get::<_, i64>(5)?;
+            totals.dead += r.get::<_, i64>(6)?;
+            Ok(DestinationStats {
+                destination: r.get(0)?,
+                pending: r.get(1)?,
+                oldest_pending_at: r.get(2)?,
+                done_last_day: r.get(3)?,
+                dead_last_day: r.get(4)?,
+                last_error: None,
+                last_error_at: None,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut last = conn.prepare_cached(&last_error_sql("?1"))?;
+    for d in &mut destinations {
+        if let Some((error, at)) = last
+            .query_row([&d.destination], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+        {
+            d.last_error = Some(error);
+            d.last_error_at = Some(at);
+        }
+    }
+    Ok(Overview {
+        hooks_last_hour,
+        hooks_last_day,
+        deliveries: totals,
+        destinations,
     })
 }

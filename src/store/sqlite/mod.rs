@@ -5,8 +5,8 @@
 mod admin;
 
 use super::admin::{
-    ConversationVersion, DeliveryDetail, DeliveryFilter, DeliveryInfo, Erased, Purged, Replay,
-    Retention,
+    ConversationQuery, ConversationRow, ConversationVersion, DeliveryDetail, DeliveryFilter,
+    DeliveryInfo, Erased, Overview, Purged, Replay, Retention,
 };
 use super::{
     now_ms, AttemptRecord, ClaimBatch, Claimed, Ingested, NewConversation, Next, Stats, StoreError,
@@ -14,11 +14,15 @@ use super::{
 use crate::smartsupp::Stored;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Migrations in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/sqlite/0001_init.sql"),
+    include_str!("../migrations/sqlite/0002_admin.sql"),
+];
 /// Most commands committed in one transaction.
 const MAX_BATCH: usize = 512;
 /// Commands waiting for the writer before senders wait too.
@@ -31,9 +35,11 @@ type Reply = Box<dyn FnOnce(Option<StoreError>) + Send>;
 /// A command for the writer; given no connection when no transaction could be begun.
 type Job = Box<dyn FnOnce(Option<&Connection>) -> Reply + Send>;
 
-/// Handle to the writer thread.
+/// Handle to the writer thread, and a connection of its own for operator reads (WAL lets them
+/// run beside the writer without delaying a commit).
 pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
+    reader: Arc<Mutex<Connection>>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -87,6 +93,10 @@ impl SqliteStore {
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(unavailable)?;
         let checkpointer = connect(path)?;
+        let reader = connect(path)?;
+        reader
+            .pragma_update(None, "query_only", true)
+            .map_err(unavailable)?;
         let (tx, rx) = mpsc::channel::<Job>(QUEUE);
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
         std::thread::Builder::new()
@@ -108,7 +118,24 @@ impl SqliteStore {
                 }
             })
             .map_err(unavailable)?;
-        Ok(Self { jobs: tx })
+        Ok(Self {
+            jobs: tx,
+            reader: Arc::new(Mutex::new(reader)),
+        })
+    }
+
+    /// Runs a read-only `op` on the reader connection, off the async threads.
+    async fn read<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
+            op(&conn).map_err(unavailable)
+        })
+        .await
+        .map_err(unavailable)?
     }
 
     /// Runs `op` in the writer's next transaction and waits for the commit.
@@ -203,13 +230,12 @@ impl SqliteStore {
         &self,
         filter: DeliveryFilter,
     ) -> Result<Vec<DeliveryInfo>, StoreError> {
-        self.run(move |conn| admin::deliveries(conn, &filter).map_err(unavailable))
+        self.read(move |conn| admin::deliveries(conn, &filter))
             .await
     }
 
     pub async fn detail(&self, id: i64) -> Result<Option<DeliveryDetail>, StoreError> {
-        self.run(move |conn| admin::detail(conn, id).map_err(unavailable))
-            .await
+        self.read(move |conn| admin::detail(conn, id)).await
     }
 
     pub async fn replay(&self, what: Replay) -> Result<usize, StoreError> {
@@ -218,8 +244,20 @@ impl SqliteStore {
     }
 
     pub async fn conversation(&self, key: String) -> Result<Vec<ConversationVersion>, StoreError> {
-        self.run(move |conn| admin::conversation(conn, &key).map_err(unavailable))
+        self.read(move |conn| admin::conversation(conn, &key))
             .await
+    }
+
+    pub async fn conversations(
+        &self,
+        query: ConversationQuery,
+    ) -> Result<Vec<ConversationRow>, StoreError> {
+        self.read(move |conn| admin::conversations(conn, &query))
+            .await
+    }
+
+    pub async fn overview(&self, now: i64) -> Result<Overview, StoreError> {
+        self.read(move |conn| admin::overview(conn, now)).await
     }
 
     pub async fn erase(&self, key: String) -> Result<Erased, StoreError> {
@@ -302,8 +340,9 @@ fn ingest_rows(conn: &Connection, c: &NewConversation) -> rusqlite::Result<Inges
     }
     let version = latest.unwrap_or(0) + 1;
     conn.prepare_cached(
-        "INSERT INTO conversations (key, version, digest, raw, received_at, client_ip)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO conversations (key, version, digest, raw, received_at, client_ip, kind,
+                                    visitor_name, visitor_email)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         c.key,
@@ -311,7 +350,10 @@ fn ingest_rows(conn: &Connection, c: &NewConversation) -> rusqlite::Result<Inges
         &c.digest[..],
         &c.raw[..],
         c.received_at,
-        c.client_ip
+        c.client_ip,
+        c.kind,
+        c.visitor_name,
+        c.visitor_email
     ])?;
     let conversation = conn.last_insert_rowid();
     let mut insert = conn.prepare_cached(

@@ -1,0 +1,19 @@
+-- What the admin dashboard lists and searches by, read from the body at ingest.
+ALTER TABLE conversations ADD COLUMN kind TEXT NOT NULL DEFAULT 'chat';
+ALTER TABLE conversations ADD COLUMN visitor_name TEXT;
+ALTER TABLE conversations ADD COLUMN visitor_email TEXT;
+
+-- Conversations stored before this migration: the same fields from their bodies.
+UPDATE conversations SET
+    kind = CASE
+        WHEN json_extract(CAST(raw AS TEXT), '$.channel.isOffline') = 1 THEN 'offline'
+        WHEN json_extract(CAST(raw AS TEXT), '$.channel.isMissed') = 1 THEN 'missed'
+        ELSE 'chat' END,
+    visitor_name = NULLIF(trim(json_extract(CAST(raw AS TEXT), '$.visitor.name')), ''),
+    visitor_email = lower(NULLIF(trim(json_extract(CAST(raw AS TEXT), '$.visitor.email')), ''))
+WHERE json_valid(CAST(raw AS TEXT));
+
+-- The dashboard counts hooks by time, and retention selects by it; dead letters are listed
+-- newest first (a partial index: deliveries on their usual way to done never enter it).
+CREATE INDEX conversations_received ON conversations (received_at);
+CREATE INDEX deliveries_dead ON deliveries (updated_at) WHERE state = 'dead';
