@@ -104,6 +104,7 @@ impl Identity {
         // means nothing to search by.
         let visitor: VisitorProbe = probe
             .visitor
+            .filter(|raw| raw.get().starts_with('{'))
             .and_then(|raw| serde_json::from_str(raw.get()).ok())
             .unwrap_or_default();
         let name = visitor.name.as_ref().and_then(non_empty);
