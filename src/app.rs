@@ -1,6 +1,7 @@
 //! Startup: templates and destinations prepared from the settings, the store opened, the HTTP
 //! server bound and the delivery lanes started; graceful shutdown in the right order.
 
+use crate::admin::AdminState;
 use crate::config::{ConfigError, Settings};
 use crate::destinations::{self, Destination, Shared};
 use crate::metrics::Metrics;
@@ -94,6 +95,7 @@ pub struct Application {
     worker: Worker,
     retention: tokio::task::JoinHandle<()>,
     state: web::Data<ReceiverState>,
+    admin: web::Data<AdminState>,
     store: Store,
     metrics: Arc<Metrics>,
     role: Role,
@@ -153,15 +155,26 @@ impl Application {
             metrics.clone(),
             wakers.clone(),
         ));
+        let admin = web::Data::new(AdminState::new(
+            &settings,
+            destinations.clone(),
+            wakers.clone(),
+            store.clone(),
+            metrics.clone(),
+            role.delivers(),
+        ));
         let listener = std::net::TcpListener::bind(&settings.server.listen)
             .with_context(|| format!("binding {}", settings.server.listen))?;
         let port = listener.local_addr()?.port();
         let app_state = state.clone();
+        let admin_state = admin.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(TracingLogger::<MaskedRootSpan>::new())
                 .app_data(app_state.clone())
+                .app_data(admin_state.clone())
                 .configure(|cfg| receiver::routes(cfg, role.receives()))
+                .configure(crate::admin::routes)
         })
         .disable_signals()
         .workers(
@@ -187,6 +200,7 @@ impl Application {
             worker,
             retention,
             state,
+            admin,
             store,
             metrics,
             role,
@@ -250,6 +264,8 @@ impl Application {
         self.metrics.ensure(&names);
         let wakers = Wakers::new(&names);
         self.state.replace(&settings, renderer, wakers.clone());
+        self.admin
+            .replace(&settings, destinations.clone(), wakers.clone());
         let lanes = if self.role.delivers() {
             destinations
         } else {

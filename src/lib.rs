@@ -13,10 +13,13 @@
 //!    deliver its request(s), and record the attempt: done, retry at a later time, or dead.
 //!    No database transaction is ever held across an outbound call.
 //!
+//! [`admin`] serves the dashboard and its JSON API over the same store.
+//!
 //! Nothing acknowledged is lost: a crash leaves leased deliveries that are retried at the next
 //! start, and dead deliveries stay in the store with every attempt recorded.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -135,6 +135,12 @@ impl Metrics {
         }
     }
 
+    /// A destination's health as last set: 0 delivering, 1 paused, 2 probing; `None` for a
+    /// destination this process does not know.
+    pub fn destination_state_of(&self, destination: &str) -> Option<u64> {
+        self.destination(destination).map(|m| m.state.load(Relaxed))
+    }
+
     /// The Prometheus text exposition, with store figures as of `now_ms`.
     pub fn render(&self, stats: Option<Stats>, now_ms: i64) -> String {
         let mut out = String::with_capacity(4096);

@@ -4,7 +4,7 @@
 mod ops;
 
 use crate::app::{prepare, Application, Prepared, Role};
-use crate::destinations::{context_for, idempotency_key, Destination, Job, Progress, Request};
+use crate::destinations::{preview, Destination};
 use crate::smartsupp::{self, Identity, Stored};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -121,34 +121,6 @@ fn serve(config: &Path, role: Role) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The requests `destination` would send for the hook body `raw`; with `previous`, as a
-/// later version of a conversation whose earlier version recorded `previous`.
-pub(crate) fn requests_for(
-    destination: &dyn Destination,
-    raw: &[u8],
-    previous: Option<&str>,
-) -> anyhow::Result<Vec<Request>> {
-    let identity = Identity::read(raw)?;
-    let stored = Stored {
-        key: identity.key,
-        version: if previous.is_some() { 2 } else { 1 },
-        received_at: crate::store::now_ms(),
-    };
-    let context = context_for(destination, raw, &stored)?;
-    let key = idempotency_key(&stored, destination.name());
-    let progress = Progress::default();
-    let job = Job {
-        context: &context,
-        conversation: &stored,
-        idempotency_key: &key,
-        result: None,
-        previous,
-        attempts: 0,
-        retried: false,
-        progress: &progress,
-    };
-    Ok(destination.requests(&job)?)
-}
 
 /// Every way the destination can fail on the bundled samples: its `when` expression, its
 /// requests for a first version, and (where it differs) for a later version.
@@ -187,11 +159,11 @@ fn sample_problems(prepared: &Prepared, destination: &dyn Destination) -> Vec<St
                 report(sample, format!("when: {e:#}"));
             }
         }
-        if let Err(e) = requests_for(destination, raw, None) {
+        if let Err(e) = preview(destination, raw, None) {
             report(sample, format!("{e:#}"));
         }
         if let Some(previous) = destination.sample_previous() {
-            if let Err(e) = requests_for(destination, raw, Some(previous)) {
+            if let Err(e) = preview(destination, raw, Some(previous)) {
                 report(sample, format!("as a later version: {e:#}"));
             }
         }
@@ -242,7 +214,7 @@ fn render(config: &Path, name: &str, file: &Path) -> anyhow::Result<ExitCode> {
         })?;
     let raw = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let mut out = std::io::stdout().lock();
-    for request in requests_for(destination.as_ref(), &raw, None)? {
+    for request in preview(destination.as_ref(), &raw, None)? {
         // A closed pipe (`render … | head`) is not an error worth a panic.
         if out.write_all(request.display_masked().as_bytes()).is_err() {
             break;

@@ -2,7 +2,7 @@
 //! `conversations` and `purge`. Tables for people, `--json` for scripts; exit codes 0 (done),
 //! 1 (error), 3 (not found), 4 (refused: deliveries still pending).
 
-use super::{requests_for, runtime};
+use super::runtime;
 use crate::app::Prepared;
 use crate::config::HumanDuration;
 use crate::store::admin::{DeliveryFilter, DeliveryInfo, Erased, Replay, Retention};
@@ -134,37 +134,24 @@ pub fn deliveries(prepared: Prepared, command: Deliveries) -> anyhow::Result<Exi
                 Ok(ExitCode::SUCCESS)
             }
             Deliveries::Show { id, json } => {
-                let Some(detail) = store.detail(id).await? else {
+                let Some(view) = crate::admin::views::delivery(&store, &prepared.destinations, id).await? else {
                     eprintln!("no delivery {id}");
                     return Ok(ExitCode::from(NOT_FOUND));
                 };
-                let destination = prepared
-                    .destinations
-                    .iter()
-                    .find(|d| d.name() == detail.delivery.destination);
-                let request = match destination {
-                    Some(d) => match requests_for(d.as_ref(), &detail.raw, None) {
-                        Ok(list) => list.iter().map(|r| r.display_masked()).collect::<String>(),
-                        Err(e) => format!("(cannot render: {e:#})"),
-                    },
-                    None => "(the destination is no longer configured)".to_string(),
-                };
                 if json {
-                    let value = serde_json::json!({
-                        "delivery": detail.delivery,
-                        "attempts": detail.attempts,
-                        "request": request,
-                    });
-                    println!("{}", serde_json::to_string_pretty(&value)?);
+                    println!("{}", serde_json::to_string_pretty(&view)?);
                     return Ok(ExitCode::SUCCESS);
                 }
-                let d = &detail.delivery;
+                let d = &view.delivery;
                 println!("delivery {} of conversation {} v{} to {}: {}", d.id, d.key, d.version, d.destination, d.state);
                 println!("attempts: {}, changed {}", d.attempts, ago(d.updated_at));
                 if let Some(result) = &d.result {
                     println!("result: {result}");
                 }
-                for a in &detail.attempts {
+                for link in &view.links {
+                    println!("created {} {}{}", link.label, link.id, link.url.as_deref().map(|u| format!(" {u}")).unwrap_or_default());
+                }
+                for a in &view.attempts {
                     println!(
                         "  #{} {} {:>6} ms  status {}  {}{}",
                         a.attempt,
@@ -175,7 +162,10 @@ pub fn deliveries(prepared: Prepared, command: Deliveries) -> anyhow::Result<Exi
                         a.excerpt.as_deref().map(|e| format!("\n      response: {e}")).unwrap_or_default()
                     );
                 }
-                println!("\nrequest as rendered now:\n{request}");
+                match (&view.request, &view.request_error) {
+                    (Some(request), _) => println!("\nrequest as rendered now:\n{request}"),
+                    (None, error) => println!("\nthe request cannot be rendered now: {}", error.as_deref().unwrap_or("")),
+                }
                 Ok(ExitCode::SUCCESS)
             }
             Deliveries::Retry { ids, dead, destination, since: within, json } => {

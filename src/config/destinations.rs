@@ -291,6 +291,9 @@ pub struct HubspotSettings {
     pub priority: PerKind,
     /// Owner of created tickets.
     pub owner_id: Option<String>,
+    /// The HubSpot account (portal) id: with it the admin dashboard links created contacts and
+    /// tickets to their records in HubSpot.
+    pub portal_id: Option<String>,
     /// A custom ticket property that holds the conversation key: a ticket whose creation had
     /// an unknown outcome is searched by it before being created again.
     pub conversation_key_property: Option<String>,

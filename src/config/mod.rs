@@ -64,6 +64,11 @@ pub struct ServerSettings {
     /// comma-separated string from the environment).
     #[serde(deserialize_with = "types::ip_nets")]
     pub trusted_proxies: Vec<IpNet>,
+    /// Turns the admin dashboard at `/admin` on: the token an admin signs in with (and scripts
+    /// send as `Authorization: Bearer`). Off when not set.
+    pub admin_token: Option<Secret>,
+    /// IANA time zone of dashboard times when the browser does not tell its own.
+    pub admin_time_zone: String,
 }
 
 impl Default for ServerSettings {
@@ -77,6 +82,8 @@ impl Default for ServerSettings {
                 IpNet::parse("127.0.0.1/32").expect("static network"),
                 IpNet::parse("::1/128").expect("static network"),
             ],
+            admin_token: None,
+            admin_time_zone: "UTC".into(),
         }
     }
 }

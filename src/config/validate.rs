@@ -3,6 +3,9 @@
 use super::load::Problems;
 use super::{DestinationSettings, HubspotSettings, Settings, ZendeskSettings};
 
+/// Shortest admin token accepted.
+const MIN_ADMIN_TOKEN: usize = 12;
+
 /// Records every problem of `settings` in `out`.
 pub fn validate(settings: &Settings, out: &mut Problems) {
     if settings
@@ -28,6 +31,28 @@ pub fn validate(settings: &Settings, out: &mut Problems) {
     }
     if tokens.iter().any(|t| t.expose().trim().is_empty()) {
         out.add("server.hook_tokens", "a hook token is empty");
+    }
+    if let Some(token) = &settings.server.admin_token {
+        if token.expose().trim().chars().count() < MIN_ADMIN_TOKEN {
+            out.add(
+                "server.admin_token",
+                format!("must be at least {MIN_ADMIN_TOKEN} characters (remove it to turn the dashboard off)"),
+            );
+        }
+    }
+    if settings
+        .server
+        .admin_time_zone
+        .parse::<chrono_tz::Tz>()
+        .is_err()
+    {
+        out.add(
+            "server.admin_time_zone",
+            format!(
+                "{:?} is not an IANA time zone such as Europe/Prague or UTC",
+                settings.server.admin_time_zone
+            ),
+        );
     }
     if settings.server.http_workers == Some(0) {
         out.add("server.http_workers", "must be at least 1");

@@ -181,6 +181,52 @@ pub trait Destination: Send + Sync {
     fn sample_previous(&self) -> Option<&'static str> {
         None
     }
+    /// What a delivery's recorded `result` created at the destination, as links where the
+    /// destination has pages for them.
+    fn links(&self, _result: &serde_json::Value) -> Vec<Link> {
+        Vec::new()
+    }
+}
+
+/// Something a delivery created at its destination.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Link {
+    /// What it is, e.g. `ticket`.
+    pub label: String,
+    /// Its id at the destination.
+    pub id: String,
+    /// Its page, when there is one (always http or https).
+    pub url: Option<String>,
+}
+
+/// The requests `destination` would send for the hook body `raw`, without sending anything;
+/// with `previous`, as a later version of a conversation whose earlier version recorded
+/// `previous`.
+pub fn preview(
+    destination: &dyn Destination,
+    raw: &[u8],
+    previous: Option<&str>,
+) -> anyhow::Result<Vec<Request>> {
+    let identity = crate::smartsupp::Identity::read(raw)?;
+    let stored = Stored {
+        key: identity.key,
+        version: if previous.is_some() { 2 } else { 1 },
+        received_at: crate::store::now_ms(),
+    };
+    let context = context_for(destination, raw, &stored)?;
+    let key = idempotency_key(&stored, destination.name());
+    let progress = Progress::default();
+    let job = Job {
+        context: &context,
+        conversation: &stored,
+        idempotency_key: &key,
+        result: None,
+        previous,
+        attempts: 0,
+        retried: false,
+        progress: &progress,
+    };
+    Ok(destination.requests(&job)?)
 }
 
 /// The template context of one conversation version for `destination`: the normalized hook

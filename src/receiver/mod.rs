@@ -5,6 +5,7 @@ mod error;
 mod health;
 mod hook;
 
+pub use client_ip::client_ip;
 pub use error::ReceiveError;
 
 use crate::config::{IpNet, Settings};

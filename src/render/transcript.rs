@@ -12,13 +12,21 @@ pub enum Format {
     Html,
 }
 
-/// One transcript line before formatting.
-struct Line {
-    time: String,
-    author: Option<String>,
-    text: String,
-    event: bool,
-    trigger: Option<String>,
+/// One transcript line before formatting (the admin dashboard shows these as they are).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Line {
+    /// When it was sent (epoch ms).
+    pub sent_at: Option<i64>,
+    /// `sent_at` in the transcript's time zone and format.
+    pub time: String,
+    /// Who wrote it; `None` for a system event.
+    pub author: Option<String>,
+    /// The message, or a system event in words.
+    pub text: String,
+    /// A system event rather than a message.
+    pub event: bool,
+    /// The trigger that sent an automatic message.
+    pub trigger: Option<String>,
 }
 
 fn text_of(v: &Value) -> Option<String> {
@@ -45,12 +53,14 @@ fn system_event(code: &str, name: Option<&str>) -> String {
 
 fn line(message: &Value, tz: Tz, time_format: &str, visitor: &str) -> Line {
     let time = super::helpers::format_time(&message["sentAt"], tz, time_format).unwrap_or_default();
+    let sent_at = message["sentAt"].as_i64();
     let name = text_of(&message["name"]);
     let content = text_of(&message["content"]).unwrap_or_default();
     let kind = message["type"].as_str().unwrap_or("");
     let trigger = text_of(&message["triggeredBy"]);
     if kind == "system" {
         return Line {
+            sent_at,
             time,
             author: None,
             text: system_event(&content, name.as_deref()),
@@ -66,6 +76,7 @@ fn line(message: &Value, tz: Tz, time_format: &str, visitor: &str) -> Line {
         _ => "Unknown".to_string(),
     });
     Line {
+        sent_at,
         time,
         author: Some(author),
         text: content,
@@ -83,11 +94,7 @@ pub fn render(
     time_format: &str,
     visitor: &str,
 ) -> String {
-    let list = match messages {
-        Value::Array(list) => list.as_slice(),
-        Value::Object(_) => std::slice::from_ref(messages),
-        _ => return String::new(),
-    };
+    let list = message_list(messages);
     let mut out = String::with_capacity(list.len() * 64);
     for message in list {
         let l = line(message, tz, time_format, visitor);
@@ -97,6 +104,22 @@ pub fn render(
         }
     }
     out
+}
+
+/// The lines of `messages` (a JSON array, or one message object), unformatted.
+pub fn lines(messages: &Value, tz: Tz, time_format: &str, visitor: &str) -> Vec<Line> {
+    message_list(messages)
+        .iter()
+        .map(|m| line(m, tz, time_format, visitor))
+        .collect()
+}
+
+fn message_list(messages: &Value) -> &[Value] {
+    match messages {
+        Value::Array(list) => list.as_slice(),
+        Value::Object(_) => std::slice::from_ref(messages),
+        _ => &[],
+    }
 }
 
 fn text_line(out: &mut String, l: &Line) {

@@ -184,8 +184,8 @@ pub fn conversations_sql(p: impl Fn(usize) -> String) -> String {
                 {pending}, {done}, {dead}
          FROM conversations c
          WHERE NOT EXISTS (SELECT 1 FROM conversations n WHERE n.key = c.key AND n.version > c.version)
-           AND ({s} IS NULL OR c.key = {s} OR lower(c.visitor_email) LIKE {pat} ESCAPE '\'
-                OR lower(c.visitor_name) LIKE {pat} ESCAPE '\')
+           AND ({s} IS NULL OR c.key = {s} OR lower(c.visitor_email) LIKE {pat} ESCAPE '\\'
+                OR lower(c.visitor_name) LIKE {pat} ESCAPE '\\')
            AND ({kind} IS NULL OR c.kind = {kind})
            AND ({state} IS NULL OR EXISTS (
                 SELECT 1 FROM conversations v JOIN deliveries d ON d.conversation_id = v.id

@@ -400,6 +400,35 @@ impl Destination for Hubspot {
         Some(r#"{"contact_id": "1", "ticket_id": "2", "last_sent_at": 0}"#)
     }
 
+    fn links(&self, result: &Value) -> Vec<super::Link> {
+        let Some(state) = State::parse(Some(&result.to_string())) else {
+            return Vec::new();
+        };
+        // Record pages need the account id: https://app.hubspot.com/contacts/{portal}/record/{type}/{id}
+        let page = |object_type: &str, id: &str| {
+            let portal = self.settings.portal_id.as_deref()?;
+            let safe = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric());
+            (safe(portal) && safe(id)).then(|| {
+                format!("https://app.hubspot.com/contacts/{portal}/record/{object_type}/{id}")
+            })
+        };
+        [
+            ("contact", state.contact_id, Some("0-1")),
+            ("ticket", state.ticket_id, Some("0-5")),
+            ("note", state.note_id, None),
+        ]
+        .into_iter()
+        .filter_map(|(label, id, object_type)| {
+            let id = id?;
+            Some(super::Link {
+                label: label.into(),
+                url: object_type.and_then(|t| page(t, &id)),
+                id,
+            })
+        })
+        .collect()
+    }
+
     fn template_vars(&self) -> Map<String, Value> {
         let s = &self.settings;
         let mut vars = Map::new();

@@ -351,6 +351,17 @@ impl Destination for Zendesk {
         Some(r#"{"ticket_id": 1, "last_sent_at": 0}"#)
     }
 
+    fn links(&self, result: &Value) -> Vec<super::Link> {
+        let Some(id) = result["ticket_id"].as_i64() else {
+            return Vec::new();
+        };
+        vec![super::Link {
+            label: "ticket".into(),
+            id: id.to_string(),
+            url: Some(self.ticket_url(id)).filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+        }]
+    }
+
     fn template_vars(&self) -> Map<String, Value> {
         let s = &self.settings;
         let mut vars = Map::new();

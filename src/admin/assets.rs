@@ -1,0 +1,28 @@
+//! The dashboard's stylesheet and its one small script, built into the binary (no CDN: the
+//! dashboard works offline).
+
+use actix_web::{http::header, web, HttpResponse};
+
+const CSS: &str = include_str!("assets/admin.css");
+const JS: &str = include_str!("assets/admin.js");
+
+async fn css() -> HttpResponse {
+    asset("text/css; charset=utf-8", CSS)
+}
+
+async fn js() -> HttpResponse {
+    asset("text/javascript; charset=utf-8", JS)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, content_type))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(body)
+}
+
+/// `GET /admin/static/admin.css` and `/admin/static/admin.js`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/static/admin.css", web::get().to(css))
+        .route("/static/admin.js", web::get().to(js));
+}

@@ -1,0 +1,199 @@
+//! The admin dashboard at `/admin` and its JSON API at `/admin/api`, on when
+//! `server.admin_token` is set: what arrived, where it went, what failed and why, and replay.
+//!
+//! Pages are rendered on the server from the views in [`views`] (the API serialises the same
+//! views); the only script fills in the browser's time zone at sign-in. Every response carries
+//! a strict Content-Security-Policy, every state-changing request is a POST that must carry the
+//! session's CSRF token and come from this origin (or use the token as a Bearer credential).
+
+mod api;
+mod assets;
+pub mod auth;
+mod error;
+mod pages;
+pub mod views;
+
+pub use error::AdminError;
+
+use crate::config::{IpNet, Settings};
+use crate::destinations::Destination;
+use crate::metrics::Metrics;
+use crate::store::{now_ms, Store};
+use crate::worker::Wakers;
+use actix_web::{http::header, middleware::DefaultHeaders, web, HttpRequest};
+use auth::{Keys, Limiter, Session};
+use chrono_tz::Tz;
+use std::sync::{Arc, RwLock};
+
+/// What the admin handlers share.
+pub struct AdminState {
+    live: RwLock<Arc<Live>>,
+    store: Store,
+    metrics: Arc<Metrics>,
+    limiter: Limiter,
+    /// Whether this instance runs delivery lanes (otherwise destination health is unknown here).
+    delivers: bool,
+}
+
+/// The configuration-dependent part, swapped whole on reload.
+pub struct Live {
+    keys: Option<Keys>,
+    default_tz: Tz,
+    trusted_proxies: Vec<IpNet>,
+    destinations: Vec<Arc<dyn Destination>>,
+    wakers: Wakers,
+}
+
+/// Who is calling.
+pub enum Caller {
+    /// A signed-in browser.
+    Session(Session),
+    /// A script with the admin token as a Bearer credential.
+    Bearer,
+}
+
+impl Caller {
+    /// The time zone times are shown in.
+    pub fn tz(&self, live: &Live) -> Tz {
+        match self {
+            Self::Session(s) => s.tz,
+            Self::Bearer => live.default_tz,
+        }
+    }
+}
+
+impl Live {
+    fn new(settings: &Settings, destinations: Vec<Arc<dyn Destination>>, wakers: Wakers) -> Self {
+        Self {
+            keys: settings
+                .server
+                .admin_token
+                .as_ref()
+                .map(|t| Keys::new(t.expose().trim())),
+            default_tz: settings.server.admin_time_zone.parse().unwrap_or(Tz::UTC),
+            trusted_proxies: settings.server.trusted_proxies.clone(),
+            destinations,
+            wakers,
+        }
+    }
+}
+
+impl AdminState {
+    /// The shared state for the settings and running parts.
+    pub fn new(
+        settings: &Settings,
+        destinations: Vec<Arc<dyn Destination>>,
+        wakers: Wakers,
+        store: Store,
+        metrics: Arc<Metrics>,
+        delivers: bool,
+    ) -> Self {
+        Self {
+            live: RwLock::new(Arc::new(Live::new(settings, destinations, wakers))),
+            store,
+            metrics,
+            limiter: Limiter::default(),
+            delivers,
+        }
+    }
+
+    /// Takes a reloaded configuration: a new or removed admin token and new destinations.
+    pub fn replace(
+        &self,
+        settings: &Settings,
+        destinations: Vec<Arc<dyn Destination>>,
+        wakers: Wakers,
+    ) {
+        let live = Arc::new(Live::new(settings, destinations, wakers));
+        *self.live.write().unwrap_or_else(|p| p.into_inner()) = live;
+    }
+
+    fn live(&self) -> Arc<Live> {
+        self.live.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Destination health as this instance's lanes see it; `None` when it runs none.
+    fn health(&self) -> Option<&Metrics> {
+        self.delivers.then_some(&*self.metrics)
+    }
+
+    /// Wakes every lane, so replayed deliveries start now rather than at the next poll.
+    fn wake_all(&self) {
+        let live = self.live();
+        for d in &live.destinations {
+            live.wakers.wake(d.name());
+        }
+    }
+
+    fn client(&self, req: &HttpRequest, live: &Live) -> Option<std::net::IpAddr> {
+        crate::receiver::client_ip(req, &live.trusted_proxies)
+    }
+
+    /// Who is calling: a valid session cookie, or the admin token as a Bearer credential.
+    /// Failed Bearer attempts count towards the sign-in limit.
+    pub fn authenticate(&self, req: &HttpRequest) -> Result<(Arc<Live>, Caller), AdminError> {
+        let live = self.live();
+        let keys = live.keys.as_ref().ok_or_else(AdminError::off)?;
+        if let Some(given) = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+        {
+            let ip = self.client(req, &live);
+            self.limiter.check(ip).map_err(AdminError::TooMany)?;
+            if keys.token_ok(given.trim()) {
+                return Ok((live.clone(), Caller::Bearer));
+            }
+            self.limiter.failed(ip);
+            return Err(AdminError::Unauthorized);
+        }
+        let session = auth::cookie(req)
+            .and_then(|value| keys.session(value, now_ms()))
+            .ok_or(AdminError::Unauthorized)?;
+        Ok((live.clone(), Caller::Session(session)))
+    }
+
+    /// Checks a state-changing request: a session must send its CSRF token (`given`) from
+    /// this origin; a Bearer caller needs neither.
+    pub fn check_change(
+        req: &HttpRequest,
+        caller: &Caller,
+        given: Option<&str>,
+    ) -> Result<(), AdminError> {
+        match caller {
+            Caller::Bearer => Ok(()),
+            Caller::Session(s) => {
+                let token_ok = given.is_some_and(|g| auth::same(g, &s.csrf));
+                if token_ok && auth::same_origin(req) {
+                    Ok(())
+                } else {
+                    Err(AdminError::csrf())
+                }
+            }
+        }
+    }
+}
+
+/// The Content-Security-Policy of every admin response: only this origin's stylesheet and
+/// script, no inline code, no frames, forms post only here.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Registers the dashboard and the API under `/admin` (they answer 404 while no admin token
+/// is configured).
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    let headers = DefaultHeaders::new()
+        .add((header::CONTENT_SECURITY_POLICY, CSP))
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add((header::REFERRER_POLICY, "no-referrer"))
+        .add((header::CACHE_CONTROL, "no-store"));
+    cfg.service(
+        web::scope("/admin")
+            .wrap(headers)
+            .configure(api::routes)
+            .configure(pages::routes)
+            .configure(assets::routes),
+    );
+}
