@@ -410,7 +410,10 @@ mod tests {
     fn identity_carries_kind_and_visitor_for_search() {
         let raw = br#"{"channel":{"id":1,"isMissed":true},"visitor":{"name":" Ann ","email":" Ann@Example.COM "}}"#;
         let id = Identity::read(raw).unwrap();
-        assert_eq!((id.kind, id.name.as_deref(), id.email.as_deref()), ("missed", Some("Ann"), Some("ann@example.com")));
+        assert_eq!(
+            (id.kind, id.name.as_deref(), id.email.as_deref()),
+            ("missed", Some("Ann"), Some("ann@example.com"))
+        );
         let raw = br#"{"channel":{"id":1,"isOffline":true,"isMissed":true},"visitor":{"email":"not an email"}}"#;
         let id = Identity::read(raw).unwrap();
         assert_eq!((id.kind, id.name, id.email), ("offline", None, None));

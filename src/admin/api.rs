@@ -87,7 +87,9 @@ async fn conversation(
     let (live, caller) = state.authenticate(&req)?;
     let tz = match query.tz.as_deref().filter(|t| !t.is_empty()) {
         Some(t) => t.parse().map_err(|_| {
-            AdminError::BadRequest(format!("tz {t:?} is not an IANA time zone such as Europe/Prague"))
+            AdminError::BadRequest(format!(
+                "tz {t:?} is not an IANA time zone such as Europe/Prague"
+            ))
         })?,
         None => caller.tz(&live),
     };
@@ -140,11 +142,7 @@ async fn deliveries(
     Ok(HttpResponse::Ok().json(rows))
 }
 
-async fn delivery(
-    req: HttpRequest,
-    state: web::Data<AdminState>,
-    id: web::Path<String>,
-) -> Answer {
+async fn delivery(req: HttpRequest, state: web::Data<AdminState>, id: web::Path<String>) -> Answer {
     let (live, _) = state.authenticate(&req)?;
     let id: i64 = id
         .parse()
@@ -176,8 +174,8 @@ async fn retry(req: HttpRequest, state: web::Data<AdminState>, body: web::Bytes)
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok());
     AdminState::check_change(&req, &caller, csrf)?;
-    let request: RetryRequest = serde_json::from_slice(&body)
-        .map_err(|e| AdminError::BadRequest(format!("body: {e}")))?;
+    let request: RetryRequest =
+        serde_json::from_slice(&body).map_err(|e| AdminError::BadRequest(format!("body: {e}")))?;
     let what = match (request.ids.is_empty(), request.dead) {
         (false, false) => Replay::Ids(request.ids),
         (true, true) => Replay::Dead {

@@ -118,7 +118,10 @@ pub fn same_origin(req: &HttpRequest) -> bool {
     let Some(origin) = req.headers().get(header::ORIGIN) else {
         return true;
     };
-    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok());
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
     let origin_host = origin
         .to_str()
         .ok()
@@ -201,7 +204,10 @@ mod tests {
         let forged = cookie.replacen("2000", "9000", 1);
         assert!(keys.session(&forged, 1_000).is_none(), "changed expiry");
         let other_tz = cookie.replacen("Europe/Prague", "UTC", 1);
-        assert!(keys.session(&other_tz, 1_000).is_none(), "changed time zone");
+        assert!(
+            keys.session(&other_tz, 1_000).is_none(),
+            "changed time zone"
+        );
         assert!(Keys::new("another token").session(&cookie, 1_000).is_none());
         assert!(keys.session("garbage", 1_000).is_none());
         // The CSRF token is tied to the session.

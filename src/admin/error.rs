@@ -13,7 +13,9 @@ pub enum AdminError {
     #[error("{0}")]
     BadRequest(String),
     /// No valid session or token.
-    #[error("sign in first: send the admin token as Authorization: Bearer, or sign in at /admin/login")]
+    #[error(
+        "sign in first: send the admin token as Authorization: Bearer, or sign in at /admin/login"
+    )]
     Unauthorized,
     /// A state-changing request without a valid CSRF token, or from another site.
     #[error("{0}")]

@@ -88,10 +88,7 @@ fn render(status: StatusCode, name: &str, data: &Value) -> Result<HttpResponse, 
 /// anything else gets an error page with the right status.
 fn failed(req: &HttpRequest, e: AdminError) -> HttpResponse {
     if matches!(e, AdminError::Unauthorized) {
-        let next = req
-            .uri()
-            .path_and_query()
-            .map_or("/admin", |p| p.as_str());
+        let next = req.uri().path_and_query().map_or("/admin", |p| p.as_str());
         return see_other(&format!("/admin/login?next={}", urlencode(next)));
     }
     let status = e.status();
@@ -435,9 +432,19 @@ mod tests {
 
     #[test]
     fn redirects_stay_in_the_dashboard() {
-        assert_eq!(local_path("/admin/dead?destination=a", "/x"), "/admin/dead?destination=a");
+        assert_eq!(
+            local_path("/admin/dead?destination=a", "/x"),
+            "/admin/dead?destination=a"
+        );
         assert_eq!(local_path("/admin", "/x"), "/admin");
-        for bad in ["https://evil.example", "//evil.example", "/admin//evil", "/administrator", "/admin/\\evil", ""] {
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/admin//evil",
+            "/administrator",
+            "/admin/\\evil",
+            "",
+        ] {
             assert_eq!(local_path(bad, "/x"), "/x", "{bad}");
         }
     }

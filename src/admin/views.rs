@@ -2,7 +2,7 @@
 //! API serialises these views and the pages render them, so both always agree.
 
 use super::error::AdminError;
-use crate::destinations::{preview, Destination, Link};
+use crate::destinations::{preview_stored, Destination, Link};
 use crate::metrics::Metrics;
 use crate::render::transcript::{self, Line};
 use crate::smartsupp::{self, Stored};
@@ -314,12 +314,17 @@ pub async fn delivery(
     };
     let delivery = detail.delivery;
     let raw = &detail.raw[..];
+    let stored = Stored {
+        key: delivery.key.clone(),
+        version: delivery.version,
+        received_at: detail.received_at,
+    };
     let attempts = detail.attempts;
     let destination = destinations
         .iter()
         .find(|d| d.name() == delivery.destination);
     let (request, request_error) = match destination {
-        Some(d) => match preview(d.as_ref(), raw, None) {
+        Some(d) => match preview_stored(d.as_ref(), raw, &stored, None) {
             Ok(list) => (
                 Some(list.iter().map(|r| r.display_masked()).collect::<String>()),
                 None,

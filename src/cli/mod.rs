@@ -121,7 +121,6 @@ fn serve(config: &Path, role: Role) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-
 /// Every way the destination can fail on the bundled samples: its `when` expression, its
 /// requests for a first version, and (where it differs) for a later version.
 fn sample_problems(prepared: &Prepared, destination: &dyn Destination) -> Vec<String> {

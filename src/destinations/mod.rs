@@ -213,12 +213,23 @@ pub fn preview(
         version: if previous.is_some() { 2 } else { 1 },
         received_at: crate::store::now_ms(),
     };
-    let context = context_for(destination, raw, &stored)?;
-    let key = idempotency_key(&stored, destination.name());
+    preview_stored(destination, raw, &stored, previous)
+}
+
+/// [`preview`] of a stored conversation version (its key, version and receipt time as
+/// recorded, so the preview shows the idempotency key and times the delivery sends).
+pub fn preview_stored(
+    destination: &dyn Destination,
+    raw: &[u8],
+    stored: &Stored,
+    previous: Option<&str>,
+) -> anyhow::Result<Vec<Request>> {
+    let context = context_for(destination, raw, stored)?;
+    let key = idempotency_key(stored, destination.name());
     let progress = Progress::default();
     let job = Job {
         context: &context,
-        conversation: &stored,
+        conversation: stored,
         idempotency_key: &key,
         result: None,
         previous,

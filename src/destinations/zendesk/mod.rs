@@ -358,7 +358,8 @@ impl Destination for Zendesk {
         vec![super::Link {
             label: "ticket".into(),
             id: id.to_string(),
-            url: Some(self.ticket_url(id)).filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+            url: Some(self.ticket_url(id))
+                .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
         }]
     }
 

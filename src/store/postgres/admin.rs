@@ -253,9 +253,16 @@ pub async fn overview(c: &Client, now: i64) -> Result<Overview, StoreError> {
             last_error_at: None,
         });
     }
-    let last = c.prepare_cached(&last_error_sql("$1")).await.map_err(failed)?;
+    let last = c
+        .prepare_cached(&last_error_sql("$1"))
+        .await
+        .map_err(failed)?;
     for d in &mut destinations {
-        if let Some(r) = c.query_opt(&last, &[&d.destination]).await.map_err(failed)? {
+        if let Some(r) = c
+            .query_opt(&last, &[&d.destination])
+            .await
+            .map_err(failed)?
+        {
             d.last_error = r.get(0);
             d.last_error_at = r.get(1);
         }

@@ -204,7 +204,8 @@ pub fn conversations(
 
 pub fn overview(conn: &Connection, now: i64) -> rusqlite::Result<Overview> {
     let (hour, day) = (now - 3_600_000, now - 86_400_000);
-    let mut count = conn.prepare_cached("SELECT COUNT(*) FROM conversations WHERE received_at >= ?1")?;
+    let mut count =
+        conn.prepare_cached("SELECT COUNT(*) FROM conversations WHERE received_at >= ?1")?;
     let hooks_last_hour = count.query_row([hour], |r| r.get(0))?;
     let hooks_last_day = count.query_row([day], |r| r.get(0))?;
     let mut stmt = conn.prepare_cached(&destination_stats_sql("?1"))?;

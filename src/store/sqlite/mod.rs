@@ -244,8 +244,7 @@ impl SqliteStore {
     }
 
     pub async fn conversation(&self, key: String) -> Result<Vec<ConversationVersion>, StoreError> {
-        self.read(move |conn| admin::conversation(conn, &key))
-            .await
+        self.read(move |conn| admin::conversation(conn, &key)).await
     }
 
     pub async fn conversations(

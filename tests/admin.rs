@@ -1,0 +1,707 @@
+//! The admin dashboard and its JSON API over HTTP: off without a token, sign-in and session
+//! cookie, CSRF and cross-site refusals, escaping of untrusted strings, listing, search,
+//! paging, delivery details, replay, and bad input. Runs on SQLite, and on PostgreSQL with
+//! `DESKBRIDGE_TEST_BACKEND=postgres`.
+
+mod common;
+
+use common::*;
+use reqwest::header::{HeaderMap, CONTENT_SECURITY_POLICY, LOCATION, SET_COOKIE};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::time::Duration;
+use wiremock::matchers::{body_string_contains, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const ADMIN: &str = "admin-token-for-tests";
+
+/// A config with the dashboard on and one webhook destination at `mock`.
+fn config(mock: &MockServer) -> TestConfig {
+    let mut c = TestConfig::with_destinations(&format!(
+        "  crm:\n    kind: webhook\n    url: \"{}/in\"\n",
+        mock.uri()
+    ));
+    c.server_extra = format!("  admin_token: \"{ADMIN}\"\n  admin_time_zone: \"Europe/Prague\"\n");
+    c
+}
+
+/// A client that shows redirects instead of following them.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Signs in through the form; returns the cookie pair (`name=value`).
+async fn sign_in(app: &TestApp, tz: &str) -> String {
+    let response = client()
+        .post(app.url("/admin/login"))
+        .form(&[("token", ADMIN), ("tz", tz), ("next", "/admin")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[LOCATION], "/admin");
+    let set = response.headers()[SET_COOKIE].to_str().unwrap().to_string();
+    set.split(';').next().unwrap().to_string()
+}
+
+async fn page(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, HeaderMap, String) {
+    let response = client()
+        .get(app.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    (status, headers, response.text().await.unwrap())
+}
+
+/// The CSRF token in a page's forms.
+fn csrf_of(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("page has a form")
+        + 19;
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+async fn api(app: &TestApp, path: &str) -> (StatusCode, Value) {
+    let response = client()
+        .get(app.url(path))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+async fn api_post(app: &TestApp, path: &str, body: Value) -> (StatusCode, Value) {
+    let response = client()
+        .post(app.url(path))
+        .bearer_auth(ADMIN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
+/// Waits until the delivery of `key` has `state`; returns its id.
+async fn delivery_in(app: &TestApp, key: &str, state: &str) -> i64 {
+    let mut id = 0;
+    eventually(&format!("{key} {state}"), Duration::from_secs(10), || {
+        let found = deliveries(&app.db())
+            .into_iter()
+            .find(|d| d.key == key && d.state == state);
+        id = found.map_or(0, |d| d.id);
+        async move { id != 0 }
+    })
+    .await;
+    id
+}
+
+#[tokio::test]
+async fn the_dashboard_is_off_without_an_admin_token() {
+    let mock = MockServer::start().await;
+    let mut c = config(&mock);
+    c.server_extra.clear();
+    let app = TestApp::spawn(c).await;
+    for path in ["/admin", "/admin/login", "/admin/api/overview"] {
+        let response = client().get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    let response = client()
+        .get(app.url("/admin/api/overview"))
+        .bearer_auth("anything at all")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn sign_in_sets_a_strict_session_and_every_page_needs_it() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&mock)
+        .await;
+    let app = TestApp::spawn(config(&mock)).await;
+    assert_eq!(
+        app.post_hook(sample("chat.json").to_string())
+            .await
+            .status(),
+        200
+    );
+
+    // Not signed in: pages send the browser to the sign-in form, the API answers 401.
+    for path in [
+        "/admin",
+        "/admin/conversations",
+        "/admin/conversations/208-55039",
+        "/admin/dead",
+    ] {
+        let (status, headers, _) = page(&app, "", path).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{path}");
+        assert!(headers[LOCATION]
+            .to_str()
+            .unwrap()
+            .starts_with("/admin/login?next=%2Fadmin"));
+    }
+    let response = client()
+        .get(app.url("/admin/api/overview"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+
+    // The sign-in form, with the security headers every admin response carries.
+    let (status, headers, html) = page(&app, "", "/admin/login").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("name=\"token\""));
+    let csp = headers[CONTENT_SECURITY_POLICY].to_str().unwrap();
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ] {
+        assert!(csp.contains(directive), "{csp}");
+    }
+    assert!(!csp.contains("unsafe-inline"));
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(
+        !html.contains("<script>") && !html.contains("style="),
+        "no inline code"
+    );
+
+    // A wrong token: 401, no cookie.
+    let response = client()
+        .post(app.url("/admin/login"))
+        .form(&[("token", "not the token"), ("tz", ""), ("next", "/admin")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.headers().get(SET_COOKIE).is_none());
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("That is not the admin token."));
+
+    // The right token: an HttpOnly, SameSite=Strict cookie for /admin.
+    let response = client()
+        .post(app.url("/admin/login"))
+        .form(&[
+            ("token", ADMIN),
+            ("tz", "America/New_York"),
+            ("next", "/admin/dead"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[LOCATION], "/admin/dead");
+    let set = response.headers()[SET_COOKIE].to_str().unwrap();
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/admin",
+        "Max-Age=43200",
+    ] {
+        assert!(set.contains(attribute), "{set}");
+    }
+    let cookie = set.split(';').next().unwrap().to_string();
+
+    // An open redirect is not possible through `next`.
+    let response = client()
+        .post(app.url("/admin/login"))
+        .form(&[("token", ADMIN), ("tz", ""), ("next", "//evil.example/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()[LOCATION], "/admin");
+
+    // Signed in: every page, in the admin's time zone.
+    for path in [
+        "/admin",
+        "/admin/conversations",
+        "/admin/conversations/208-55039",
+        "/admin/dead",
+    ] {
+        let (status, headers, html) = page(&app, &cookie, path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {html}");
+        assert!(headers.contains_key(CONTENT_SECURITY_POLICY));
+        assert!(html.contains("Times in America/New_York"), "{path}");
+    }
+    // A forged cookie is not a session.
+    let forged = cookie.replace("America/New_York", "Europe/Prague");
+    assert_eq!(page(&app, &forged, "/admin").await.0, StatusCode::SEE_OTHER);
+
+    // Signing out needs the CSRF token, then ends the session in the browser.
+    let (_, _, html) = page(&app, &cookie, "/admin").await;
+    let csrf = csrf_of(&html);
+    let response = client()
+        .post(app.url("/admin/logout"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", "wrong")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let response = client()
+        .post(app.url("/admin/logout"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(response.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn state_changes_need_the_csrf_token_and_this_origin() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_string("rejected"))
+        .mount(&mock)
+        .await;
+    let app = TestApp::spawn(config(&mock)).await;
+    app.post_hook(sample("chat.json").to_string()).await;
+    let id = delivery_in(&app, "208-55039", "dead").await;
+    let cookie = sign_in(&app, "UTC").await;
+    let (_, _, html) = page(&app, &cookie, "/admin/dead").await;
+    let csrf = csrf_of(&html);
+    let ids = id.to_string();
+    let host = format!("127.0.0.1:{}", app.port);
+
+    let refused: Vec<(&str, Vec<(&str, String)>, &str)> = vec![
+        ("no token", vec![], ""),
+        ("wrong token", vec![("csrf", "x".repeat(csrf.len()))], ""),
+        (
+            "another site's origin",
+            vec![("csrf", csrf.clone())],
+            "origin",
+        ),
+        (
+            "a cross-site fetch",
+            vec![("csrf", csrf.clone())],
+            "sec-fetch-site",
+        ),
+    ];
+    for (what, mut fields, header) in refused {
+        fields.push(("ids", ids.clone()));
+        let mut request = client()
+            .post(app.url("/admin/deliveries/retry"))
+            .header("cookie", &cookie)
+            .form(&fields);
+        request = match header {
+            "origin" => request.header("origin", "http://evil.example"),
+            "sec-fetch-site" => request.header("sec-fetch-site", "cross-site"),
+            _ => request,
+        };
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{what}");
+        assert!(response.text().await.unwrap().contains("CSRF"), "{what}");
+    }
+    // The API with a session cookie needs the header too.
+    let response = client()
+        .post(app.url("/admin/api/deliveries/retry"))
+        .header("cookie", &cookie)
+        .json(&json!({ "ids": [id] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    // Nothing was replayed by any of them.
+    assert_eq!(deliveries(&app.db())[0].state, "dead");
+    assert_eq!(attempts(&app.db(), id).len(), 1);
+
+    // The page's own form, from this origin: replayed.
+    let response = client()
+        .post(app.url("/admin/deliveries/retry"))
+        .header("cookie", &cookie)
+        .header("origin", format!("http://{host}"))
+        .header("sec-fetch-site", "same-origin")
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("ids", ids.as_str()),
+            ("back", "/admin/dead"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[LOCATION], "/admin/dead?retried=1");
+    eventually("a second attempt", Duration::from_secs(10), || {
+        let n = attempts(&app.db(), id).len();
+        async move { n == 2 }
+    })
+    .await;
+    // And through the API with the session's header.
+    delivery_in(&app, "208-55039", "dead").await;
+    let response = client()
+        .post(app.url("/admin/api/deliveries/retry"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({ "ids": [id] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.json::<Value>().await.unwrap()["replayed"], 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn untrusted_strings_are_shown_as_text() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(422).set_body_string("<h1 onclick=\"x()\">bad request</h1>"),
+        )
+        .mount(&mock)
+        .await;
+    let app = TestApp::spawn(config(&mock)).await;
+    let mut c = sample("chat.json");
+    c["visitor"]["name"] = json!("<script>alert('name')</script>");
+    c["visitor"]["email"] = json!("eve@example.com");
+    c["visitor"]["note"] = json!("\"><img src=x onerror=alert(1)>");
+    c["visitor"]["variables"] = json!({"v": {"label": "<b>label</b>", "value": "{{constructor}}"}});
+    c["paths"] = json!([{"url": "javascript:alert(1)", "title": "<i>title</i>"}]);
+    c["messages"][0]["content"] = json!("<img src=x onerror=alert('msg')>");
+    app.post_hook(c.to_string()).await;
+    delivery_in(&app, "208-55039", "dead").await;
+    let cookie = sign_in(&app, "UTC").await;
+
+    let (_, _, list) = page(&app, &cookie, "/admin/conversations?q=eve").await;
+    let (_, _, one) = page(&app, &cookie, "/admin/conversations/208-55039").await;
+    let (_, _, dead) = page(&app, &cookie, "/admin/dead").await;
+    for (name, html) in [("list", &list), ("conversation", &one), ("dead", &dead)] {
+        for raw in [
+            "<script>alert",
+            "<img src=x",
+            "<b>label",
+            "<i>title",
+            "<h1 onclick",
+        ] {
+            assert!(!html.contains(raw), "{name} page contains {raw}");
+        }
+    }
+    assert!(
+        list.contains("&lt;script&gt;alert(&#x27;name&#x27;)&lt;/script&gt;"),
+        "{list}"
+    );
+    assert!(one.contains("&lt;img src"), "the message is shown as text");
+    assert!(one.contains("&lt;b&gt;label&lt;/b&gt;") && one.contains("{{constructor}}"));
+    assert!(
+        one.contains("&quot;&gt;&lt;img"),
+        "the note cannot leave its element"
+    );
+    assert!(
+        !one.contains("href=\"javascript:"),
+        "page addresses are text, not links"
+    );
+    assert!(
+        one.contains("&lt;h1 onclick"),
+        "the response excerpt is text"
+    );
+    // The API returns the same strings as JSON, unchanged.
+    let (_, view) = api(&app, "/admin/api/conversations/208-55039").await;
+    assert_eq!(
+        view["visitor"]["display_name"],
+        "<script>alert('name')</script>"
+    );
+    assert_eq!(
+        view["transcript"][0]["text"],
+        "<img src=x onerror=alert('msg')>"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_api_lists_searches_pages_and_replays() {
+    let mock = MockServer::start().await;
+    // Conversations of bob@ fail permanently until the destination is fixed.
+    Mock::given(method("POST"))
+        .and(path("/in"))
+        .and(body_string_contains("bob@example.com"))
+        .respond_with(ResponseTemplate::new(400).set_body_string("{\"error\":\"bob refused\"}"))
+        .up_to_n_times(1)
+        .mount(&mock)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/in"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&mock)
+        .await;
+    let app = TestApp::spawn(config(&mock)).await;
+
+    let mut chat = conversation(1);
+    chat["visitor"]["email"] = json!("Alice@Example.com");
+    chat["visitor"]["name"] = json!("Alice Novak");
+    let mut missed = sample("missed.json");
+    missed["channel"]["id"] = json!(2);
+    missed["visitor"]["email"] = json!("bob@example.com");
+    missed["visitor"]["name"] = json!("Bob 50%_off");
+    let mut offline = sample("offline.json");
+    offline["channel"]["id"] = json!(3);
+    offline["visitor"]["email"] = json!("carol@example.org");
+    for c in [&chat, &missed, &offline] {
+        assert_eq!(app.post_hook(c.to_string()).await.status(), 200);
+    }
+    let bob_key = format!("{}-2", missed["accountId"]);
+    let dead_id = delivery_in(&app, &bob_key, "dead").await;
+    eventually("two done", Duration::from_secs(10), || {
+        let n = deliveries(&app.db())
+            .iter()
+            .filter(|d| d.state == "done")
+            .count();
+        async move { n == 2 }
+    })
+    .await;
+
+    // Overview.
+    let (status, overview) = api(&app, "/admin/api/overview").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(overview["hooks_last_hour"], 3);
+    assert_eq!(overview["hooks_last_day"], 3);
+    assert_eq!(
+        overview["deliveries"],
+        json!({"pending": 0, "done": 2, "dead": 1})
+    );
+    let crm = &overview["destinations"][0];
+    assert_eq!(crm["name"], "crm");
+    assert_eq!(crm["state"], "delivering");
+    assert_eq!(crm["success_rate"], 66.7);
+    assert!(crm["last_error"].as_str().unwrap().contains("400"), "{crm}");
+
+    // Listing: newest first, one row per conversation, searchable.
+    let (_, all) = api(&app, "/admin/api/conversations").await;
+    let keys: Vec<&str> = all["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys.len(), 3);
+    assert_eq!(keys[1], bob_key);
+    assert_eq!(all["next_before"], Value::Null);
+    let search = |q: &str| {
+        let app = &app;
+        let q = q.to_string();
+        async move {
+            let (status, v) = api(app, &format!("/admin/api/conversations?{q}")).await;
+            assert_eq!(status, StatusCode::OK, "{q}: {v}");
+            v["conversations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["visitor_email"].as_str().unwrap_or("").to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(search("q=ALICE%40example").await, ["alice@example.com"]);
+    assert_eq!(search("q=novak").await, ["alice@example.com"]);
+    assert_eq!(search(&format!("q={bob_key}")).await, ["bob@example.com"]);
+    assert_eq!(
+        search("q=50%25_").await,
+        ["bob@example.com"],
+        "% and _ are literal"
+    );
+    assert!(search("q=5_%25").await.is_empty());
+    assert_eq!(search("kind=missed").await, ["bob@example.com"]);
+    assert_eq!(search("kind=offline").await, ["carol@example.org"]);
+    assert_eq!(search("state=dead").await, ["bob@example.com"]);
+    assert_eq!(
+        search("q=example.org&state=done").await,
+        ["carol@example.org"]
+    );
+    // Paging.
+    let (_, first) = api(&app, "/admin/api/conversations?limit=2").await;
+    assert_eq!(first["conversations"].as_array().unwrap().len(), 2);
+    let before = first["next_before"].as_i64().expect("a next page");
+    let (_, second) = api(
+        &app,
+        &format!("/admin/api/conversations?limit=2&before={before}"),
+    )
+    .await;
+    assert_eq!(second["conversations"].as_array().unwrap().len(), 1);
+    assert_eq!(second["conversations"][0]["key"], keys[2]);
+    assert_eq!(second["next_before"], Value::Null);
+
+    // One conversation: transcript, deliveries with attempts and the request.
+    let (status, bob) = api(
+        &app,
+        &format!("/admin/api/conversations/{bob_key}?tz=Asia/Tokyo"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(bob["kind"], "missed");
+    assert_eq!(bob["visitor"]["email"], "bob@example.com");
+    assert!(!bob["transcript"].as_array().unwrap().is_empty());
+    let delivery = &bob["versions"][0]["deliveries"][0];
+    assert_eq!(delivery["delivery"]["state"], "dead");
+    assert_eq!(delivery["attempts"][0]["status"], 400);
+    assert_eq!(
+        delivery["attempts"][0]["excerpt"],
+        "{\"error\":\"bob refused\"}"
+    );
+    assert!(delivery["request"].as_str().unwrap().starts_with("POST "));
+    let (_, same) = api(&app, &format!("/admin/api/deliveries/{dead_id}")).await;
+    assert_eq!(
+        &same, delivery,
+        "the delivery endpoint shows what the conversation shows"
+    );
+
+    // Dead letters, then replay: the fixed destination accepts.
+    let (_, dead) = api(&app, "/admin/api/deliveries?state=dead").await;
+    assert_eq!(dead.as_array().unwrap().len(), 1);
+    assert_eq!(dead[0]["id"], dead_id);
+    let (status, replayed) = api_post(
+        &app,
+        "/admin/api/deliveries/retry",
+        json!({"dead": true, "destination": "crm"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(replayed, json!({"replayed": 1}));
+    delivery_in(&app, &bob_key, "done").await;
+    let (_, overview) = api(&app, "/admin/api/overview").await;
+    assert_eq!(
+        overview["deliveries"],
+        json!({"pending": 0, "done": 3, "dead": 0})
+    );
+
+    // Bad input gets a precise error.
+    for (path, status, message) in [
+        (
+            "/admin/api/conversations?kind=chats",
+            400,
+            "kind must be one of chat, missed, offline",
+        ),
+        (
+            "/admin/api/conversations?state=gone",
+            400,
+            "state must be one of pending, done, dead",
+        ),
+        (
+            "/admin/api/conversations/208-999999",
+            404,
+            "no conversation 208-999999",
+        ),
+        (
+            "/admin/api/conversations/208-1?tz=Mars/Base",
+            400,
+            "not an IANA time zone",
+        ),
+        ("/admin/api/deliveries/abc", 400, "is not a delivery id"),
+        ("/admin/api/deliveries/999999", 404, "no delivery 999999"),
+        ("/admin/api/deliveries?since=soon", 400, "since:"),
+        ("/admin/api/nothing", 404, "docs/ADMIN.md"),
+    ] {
+        let (got, body) = api(&app, path).await;
+        assert_eq!(got.as_u16(), status, "{path}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(message),
+            "{path}: {body}"
+        );
+    }
+    for body in [
+        json!({}),
+        json!({"ids": [1], "dead": true}),
+        json!({"ids": "1"}),
+        json!({"id": 1}),
+    ] {
+        let (got, answer) = api_post(&app, "/admin/api/deliveries/retry", body.clone()).await;
+        assert_eq!(got, StatusCode::BAD_REQUEST, "{body}: {answer}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn repeated_wrong_tokens_are_refused_for_a_while() {
+    let mock = MockServer::start().await;
+    let app = TestApp::spawn(config(&mock)).await;
+    for _ in 0..10 {
+        let response = client()
+            .get(app.url("/admin/api/overview"))
+            .bearer_auth("guess")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    // Now even the right token waits, and so does the form.
+    let response = client()
+        .get(app.url("/admin/api/overview"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait > 800 && wait <= 900, "{wait}");
+    let response = client()
+        .post(app.url("/admin/login"))
+        .form(&[("token", ADMIN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn created_tickets_are_linked() {
+    let zendesk = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v2/tickets"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"ticket": {"id": 4242}})))
+        .mount(&zendesk)
+        .await;
+    let mut c = TestConfig::with_destinations(&format!(
+        "  helpdesk:\n    kind: zendesk\n    base_url: \"{}\"\n    email: \"agent@acme.example\"\n    api_token: \"tok-123\"\n",
+        zendesk.uri()
+    ));
+    c.server_extra = format!("  admin_token: \"{ADMIN}\"\n");
+    let app = TestApp::spawn(c).await;
+    app.post_hook(sample("chat.json").to_string()).await;
+    delivery_in(&app, "208-55039", "done").await;
+    let (_, view) = api(&app, "/admin/api/conversations/208-55039").await;
+    let delivery = &view["versions"][0]["deliveries"][0];
+    assert_eq!(
+        delivery["links"],
+        json!([{"label": "ticket", "id": "4242", "url": format!("{}/agent/tickets/4242", zendesk.uri())}])
+    );
+    assert!(
+        delivery["request"]
+            .as_str()
+            .unwrap()
+            .contains("authorization: ***"),
+        "secrets masked"
+    );
+    assert!(!delivery["request"].as_str().unwrap().contains("tok-123"));
+    let cookie = sign_in(&app, "UTC").await;
+    let (_, _, html) = page(&app, &cookie, "/admin/conversations/208-55039").await;
+    assert!(html.contains(&format!("href=\"{}/agent/tickets/4242\"", zendesk.uri())));
+    assert!(!html.contains("tok-123"));
+    app.stop().await;
+}
