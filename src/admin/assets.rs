@@ -5,6 +5,7 @@ use actix_web::{http::header, web, HttpResponse};
 
 const CSS: &str = include_str!("assets/admin.css");
 const JS: &str = include_str!("assets/admin.js");
+const ICON: &str = include_str!("assets/favicon.svg");
 
 async fn css() -> HttpResponse {
     asset("text/css; charset=utf-8", CSS)
@@ -14,6 +15,10 @@ async fn js() -> HttpResponse {
     asset("text/javascript; charset=utf-8", JS)
 }
 
+async fn icon() -> HttpResponse {
+    asset("image/svg+xml", ICON)
+}
+
 fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, content_type))
@@ -21,8 +26,9 @@ fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
         .body(body)
 }
 
-/// `GET /admin/static/admin.css` and `/admin/static/admin.js`.
+/// `GET /admin/static/admin.css`, `admin.js` and `favicon.svg`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/static/admin.css", web::get().to(css))
-        .route("/static/admin.js", web::get().to(js));
+        .route("/static/admin.js", web::get().to(js))
+        .route("/static/favicon.svg", web::get().to(icon));
 }

@@ -105,29 +105,19 @@ pub fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// Whether a state-changing request comes from the dashboard's own pages: a browser's
-/// `Sec-Fetch-Site` must not say cross-site, and an `Origin` must name this host.
+/// Whether a state-changing request comes from the dashboard's own pages. Browsers say so in
+/// `Sec-Fetch-Site` (which a page cannot forge); without it an `Origin` must name this host.
+/// Requests with neither (not from a browser) are judged by their CSRF token alone.
 pub fn same_origin(req: &HttpRequest) -> bool {
-    let fetch_site = req
-        .headers()
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok());
-    if matches!(fetch_site, Some("cross-site" | "same-site")) {
-        return false;
+    let text = |name: header::HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = text(header::HeaderName::from_static("sec-fetch-site")) {
+        return matches!(site, "same-origin" | "none");
     }
-    let Some(origin) = req.headers().get(header::ORIGIN) else {
+    let Some(origin) = text(header::ORIGIN) else {
         return true;
     };
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok());
-    let origin_host = origin
-        .to_str()
-        .ok()
-        .and_then(|o| o.split_once("://"))
-        .map(|(_, rest)| rest);
-    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+    matches!((origin_host, text(header::HOST)), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
 }
 
 /// The session cookie's value, if the request carries one.
