@@ -239,7 +239,7 @@ pub struct VersionView {
 pub struct DeliveryView {
     /// The delivery.
     pub delivery: DeliveryInfo,
-    /// Its attempts, oldest first.
+    /// Every attempt logged, oldest first, numbered 1, 2, … across replays.
     pub attempts: Vec<AttemptInfo>,
     /// The request(s) as rendered now, secrets masked; `None` when they cannot be rendered.
     pub request: Option<String>,
@@ -319,7 +319,12 @@ pub async fn delivery(
         version: delivery.version,
         received_at: detail.received_at,
     };
-    let attempts = detail.attempts;
+    // Numbered in the order of the log: a replay starts a fresh retry schedule, but its
+    // attempts continue the count here.
+    let mut attempts = detail.attempts;
+    for (i, a) in attempts.iter_mut().enumerate() {
+        a.attempt = i as i64 + 1;
+    }
     let destination = destinations
         .iter()
         .find(|d| d.name() == delivery.destination);
