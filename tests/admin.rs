@@ -2,6 +2,7 @@
 //! cookie, CSRF and cross-site refusals, escaping of untrusted strings, listing, search,
 //! paging, delivery details, replay, and bad input. Runs on SQLite, and on PostgreSQL with
 //! `DESKBRIDGE_TEST_BACKEND=postgres`.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
 
@@ -288,31 +289,33 @@ async fn state_changes_need_the_csrf_token_and_this_origin() {
     let ids = id.to_string();
     let host = format!("127.0.0.1:{}", app.port);
 
-    let refused: Vec<(&str, Vec<(&str, String)>, &str)> = vec![
-        ("no token", vec![], ""),
-        ("wrong token", vec![("csrf", "x".repeat(csrf.len()))], ""),
+    let wrong = "x".repeat(csrf.len());
+    let refused = [
+        ("no token", None, None),
+        ("wrong token", Some(wrong.as_str()), None),
         (
             "another site's origin",
-            vec![("csrf", csrf.clone())],
-            "origin",
+            Some(csrf.as_str()),
+            Some(("origin", "http://evil.example")),
         ),
         (
             "a cross-site fetch",
-            vec![("csrf", csrf.clone())],
-            "sec-fetch-site",
+            Some(csrf.as_str()),
+            Some(("sec-fetch-site", "cross-site")),
         ),
     ];
-    for (what, mut fields, header) in refused {
-        fields.push(("ids", ids.clone()));
+    for (what, token, header) in refused {
+        let mut fields = vec![("ids", ids.as_str())];
+        if let Some(token) = token {
+            fields.push(("csrf", token));
+        }
         let mut request = client()
             .post(app.url("/admin/deliveries/retry"))
             .header("cookie", &cookie)
             .form(&fields);
-        request = match header {
-            "origin" => request.header("origin", "http://evil.example"),
-            "sec-fetch-site" => request.header("sec-fetch-site", "cross-site"),
-            _ => request,
-        };
+        if let Some((name, value)) = header {
+            request = request.header(name, value);
+        }
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{what}");
         assert!(response.text().await.unwrap().contains("CSRF"), "{what}");
@@ -703,5 +706,108 @@ async fn created_tickets_are_linked() {
     let (_, _, html) = page(&app, &cookie, "/admin/conversations/208-55039").await;
     assert!(html.contains(&format!("href=\"{}/agent/tickets/4242\"", zendesk.uri())));
     assert!(!html.contains("tok-123"));
+    app.stop().await;
+}
+
+/// A store from before the dashboard (migration 1 only), with conversations received a minute
+/// ago in it.
+fn old_store(db: &Db, bodies: &[(String, String)]) {
+    let received = deskbridge::store::now_ms() - 60_000;
+    let migration = |backend: &str| {
+        std::fs::read_to_string(
+            repo().join(format!("src/store/migrations/{backend}/0001_init.sql")),
+        )
+        .unwrap()
+    };
+    match db {
+        Db::Sqlite(path) => {
+            let conn = rusqlite::Connection::open(path).unwrap();
+            conn.execute_batch(&migration("sqlite")).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            for (i, (key, raw)) in bodies.iter().enumerate() {
+                conn.execute(
+                    "INSERT INTO conversations (key, version, digest, raw, received_at) VALUES (?1, 1, ?2, ?3, ?4)",
+                    rusqlite::params![key, vec![i as u8], raw.as_bytes(), received + i as i64],
+                )
+                .unwrap();
+            }
+        }
+        Db::Postgres(url) => {
+            let sql = migration("postgres");
+            let bodies = bodies.to_vec();
+            pg(url, move |c| {
+                Box::pin(async move {
+                    c.batch_execute(&sql).await.unwrap();
+                    c.batch_execute(
+                        "CREATE TABLE deskbridge_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL);
+                         INSERT INTO deskbridge_migrations VALUES (1, 0);",
+                    )
+                    .await
+                    .unwrap();
+                    for (i, (key, raw)) in bodies.iter().enumerate() {
+                        c.execute(
+                            "INSERT INTO conversations (key, version, digest, raw, received_at) VALUES ($1, 1, $2, $3, $4)",
+                            &[key, &vec![i as u8], &raw.as_bytes(), &(received + i as i64)],
+                        )
+                        .await
+                        .unwrap();
+                    }
+                })
+            });
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_upgraded_store_is_searchable() {
+    let mock = MockServer::start().await;
+    let mut c = config(&mock);
+    let dir = tempfile::tempdir().unwrap();
+    let db = if on_postgres() {
+        let url = fresh_pg_database(&pg_admin_url().unwrap());
+        c.store_url = Some(url.clone());
+        Db::Postgres(url)
+    } else {
+        Db::Sqlite(dir.path().join("db.sqlite"))
+    };
+    let mut missed = sample("missed.json");
+    missed["channel"]["id"] = json!(2);
+    missed["visitor"]["email"] = json!(" Old@Example.COM ");
+    let mut odd = conversation(3);
+    odd["visitor"] = json!(["not", "an", "object"]);
+    let mut nul = conversation(4);
+    nul["visitor"]["name"] = json!("nul \u{0} in a name");
+    let bodies: Vec<(String, String)> = [
+        ("208-1", conversation(1)),
+        ("208-2", missed),
+        ("208-3", odd),
+        ("208-4", nul),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    old_store(&db, &bodies);
+
+    let app = TestApp::spawn_in(dir, &c).await;
+    let (_, found) = api(&app, "/admin/api/conversations?q=old%40example.com").await;
+    assert_eq!(found["conversations"][0]["key"], "208-2", "{found}");
+    assert_eq!(found["conversations"][0]["kind"], "missed");
+    let (_, found) = api(&app, "/admin/api/conversations?q=dusan").await;
+    let keys: Vec<&str> = found["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["key"].as_str().unwrap())
+        .collect();
+    assert!(keys.contains(&"208-1"), "{found}");
+    let (_, all) = api(&app, "/admin/api/conversations").await;
+    assert_eq!(
+        all["conversations"].as_array().unwrap().len(),
+        4,
+        "every old conversation is listed"
+    );
+    let (status, odd) = api(&app, "/admin/api/conversations/208-3").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(odd["versions"][0]["version"], 1);
     app.stop().await;
 }

@@ -5,6 +5,7 @@
 //!
 //! Needs `/usr/bin/chromium` (or `CHROMIUM`) and `npm ci` in tests/browser; scripts/test.sh
 //! and .ci/run see to both.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
 

@@ -9,8 +9,10 @@ UPDATE conversations SET
         WHEN json_extract(CAST(raw AS TEXT), '$.channel.isOffline') = 1 THEN 'offline'
         WHEN json_extract(CAST(raw AS TEXT), '$.channel.isMissed') = 1 THEN 'missed'
         ELSE 'chat' END,
-    visitor_name = NULLIF(trim(json_extract(CAST(raw AS TEXT), '$.visitor.name')), ''),
-    visitor_email = lower(NULLIF(trim(json_extract(CAST(raw AS TEXT), '$.visitor.email')), ''))
+    visitor_name = CASE WHEN json_type(CAST(raw AS TEXT), '$.visitor') = 'object' THEN
+        NULLIF(trim(json_extract(CAST(raw AS TEXT), '$.visitor.name')), '') END,
+    visitor_email = CASE WHEN json_type(CAST(raw AS TEXT), '$.visitor') = 'object' THEN
+        lower(NULLIF(trim(json_extract(CAST(raw AS TEXT), '$.visitor.email')), '')) END
 WHERE json_valid(CAST(raw AS TEXT));
 
 -- The dashboard counts hooks by time, and retention selects by it; dead letters are listed
