@@ -31,6 +31,25 @@ start() {
   echo "deskbridge did not start" >&2; cat "$out/deskbridge.log" >&2; exit 1
 }
 
+# The admin API on the store the load left behind (best of 3 per request, milliseconds).
+admin_timings() {
+  local n; n=$(curl -s -H "Authorization: Bearer bench-admin-token" "$hook/admin/api/overview" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["hooks_last_day"])')
+  local key; key=$(curl -s -H "Authorization: Bearer bench-admin-token" "$hook/admin/api/conversations?limit=1" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["conversations"][0]["key"])')
+  echo "admin API with $n conversations stored (best of 3, ms):"
+  for path in /admin/api/overview "/admin/api/conversations" "/admin/api/conversations?q=dusan" \
+      "/admin/api/conversations?q=nobody%40example.com" "/admin/api/conversations?q=$key" \
+      "/admin/api/conversations/$key" "/admin/api/deliveries?state=dead"; do
+    local best=999999
+    for _ in 1 2 3; do
+      local t; t=$(curl -s -o /dev/null -w '%{time_total}' -H "Authorization: Bearer bench-admin-token" "$hook$path")
+      best=$(echo "if ($t * 1000 < $best) $t * 1000 else $best" | bc)
+    done
+    printf '  %-60s %8.1f\n' "$path" "$best"
+  done
+}
+
 run_load() { # concurrency
   local c=$1
   start
@@ -51,9 +70,12 @@ run_load() { # concurrency
   local p50; p50=$(awk '$1 == "50%" { print $2 }' "$out/wrk-c$c.txt")
   local p99; p99=$(awk '$1 == "99%" { print $2 }' "$out/wrk-c$c.txt")
   local errors; errors=$(awk '/Non-2xx/ { print $5 }' "$out/wrk-c$c.txt")
+  [ "$c" = 64 ] && admin_timings >"$out/admin-c$c.txt"
   kill -TERM "$pid"; wait "$pid" || true; pid=
   printf 'deskbridge c=%-3s %9s hooks/s  p50 %-8s p99 %-8s non-2xx %-4s accepted %-7s delivered %-7s drain %.2fs  RSS idle %d KiB peak %d KiB\n' \
     "$c" "$rps" "$p50" "$p99" "${errors:-0}" "$accepted" "$done_n" "$drain" "$idle" "$peak"
+  [ -f "$out/admin-c$c.txt" ] && cat "$out/admin-c$c.txt" && rm -f "$out/admin-c$c.txt"
+  return 0
 }
 
 baseline() { # concurrency

@@ -29,6 +29,8 @@ pub struct DeliveryInfo {
     pub created_at: i64,
     /// Epoch ms of the last change.
     pub updated_at: i64,
+    /// The start of the last attempt's response body, when it had one.
+    pub last_response: Option<String>,
 }
 
 /// One attempt of a delivery.
@@ -312,4 +314,5 @@ pub fn retention_condition(p1: &str, p2: &str) -> String {
 
 /// Columns of [`DeliveryInfo`], for `d` joined with conversation `c`.
 pub const DELIVERY_COLUMNS: &str = "d.id, c.key, c.version, d.destination, d.state, d.attempts, \
-     d.next_attempt_at, d.last_error, d.result, d.created_at, d.updated_at";
+     d.next_attempt_at, d.last_error, d.result, d.created_at, d.updated_at, \
+     (SELECT a.excerpt FROM attempts a WHERE a.delivery_id = d.id ORDER BY a.id DESC LIMIT 1)";

@@ -24,6 +24,7 @@ fn delivery(r: &Row) -> DeliveryInfo {
         result: r.get(8),
         created_at: r.get(9),
         updated_at: r.get(10),
+        last_response: r.get(11),
     }
 }
 
@@ -70,8 +71,8 @@ pub async fn detail(c: &Client, id: i64) -> Result<Option<DeliveryDetail>, Store
     Ok(Some(DeliveryDetail {
         delivery: delivery(&row),
         attempts,
-        raw: row.get::<_, Vec<u8>>(11).into(),
-        received_at: row.get(12),
+        raw: row.get::<_, Vec<u8>>(12).into(),
+        received_at: row.get(13),
     }))
 }
 

@@ -22,6 +22,7 @@ fn delivery(r: &Row) -> rusqlite::Result<DeliveryInfo> {
         result: r.get(8)?,
         created_at: r.get(9)?,
         updated_at: r.get(10)?,
+        last_response: r.get(11)?,
     })
 }
 
@@ -44,7 +45,7 @@ pub fn detail(conn: &Connection, id: i64) -> rusqlite::Result<Option<DeliveryDet
     );
     let found = conn
         .query_row(&sql, [id], |r| {
-            Ok((delivery(r)?, r.get::<_, Vec<u8>>(11)?, r.get::<_, i64>(12)?))
+            Ok((delivery(r)?, r.get::<_, Vec<u8>>(12)?, r.get::<_, i64>(13)?))
         })
         .optional()?;
     let Some((delivery, raw, received_at)) = found else {
