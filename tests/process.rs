@@ -165,6 +165,39 @@ fn check_names_file_line_and_key_of_an_unknown_key() {
 }
 
 #[test]
+fn check_refuses_a_short_admin_token_and_an_unknown_time_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config =
+        TestConfig::with_destinations("  archive:\n    kind: file\n    dir: \"out\"\n");
+    config.server_extra = "  admin_token: \"short\"\n  admin_time_zone: \"Mars/Olympus\"\n".into();
+    let path = config.write(dir.path());
+    let (ok, text) = check(&path);
+    assert!(!ok);
+    let line_of = |needle: &str| {
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .position(|l| l.contains(needle))
+            .unwrap()
+            + 1
+    };
+    for expected in [
+        format!(
+            "{}:{}: server.admin_token: must be at least 12 characters",
+            path.display(),
+            line_of("admin_token")
+        ),
+        format!(
+            "{}:{}: server.admin_time_zone: \"Mars/Olympus\" is not an IANA time zone",
+            path.display(),
+            line_of("admin_time_zone")
+        ),
+    ] {
+        assert!(text.contains(&expected), "{text}\nexpected {expected}");
+    }
+}
+
+#[test]
 fn check_names_a_bad_template_and_its_position() {
     let dir = tempfile::tempdir().unwrap();
     let broken = TestConfig::with_destinations(
@@ -270,7 +303,28 @@ async fn sighup_reloads_a_valid_config_and_keeps_the_running_one_when_invalid() 
     assert_eq!(process.post(conversation(1).to_string()).await, 200);
     common::requests_at(&first, 1).await;
 
-    // A valid new configuration: a second destination.
+    let overview = |token: &'static str| {
+        let url = format!("http://127.0.0.1:{}/admin/api/overview", process.port);
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        overview("admin-token-from-file").await.status(),
+        404,
+        "the dashboard is off"
+    );
+
+    // A valid new configuration: a second destination, and the dashboard on with its token
+    // from a file.
+    let admin_token = dir.path().join("admin_token");
+    std::fs::write(&admin_token, "admin-token-from-file\n").unwrap();
+    config.server_extra = format!("  admin_token_file: \"{}\"\n", admin_token.display());
     config.destinations = format!(
         "{}{}",
         destination("first", &first),
@@ -282,6 +336,15 @@ async fn sighup_reloads_a_valid_config_and_keeps_the_running_one_when_invalid() 
     assert_eq!(process.post(conversation(2).to_string()).await, 200);
     common::requests_at(&first, 2).await;
     common::requests_at(&second, 1).await;
+    let answer = overview("admin-token-from-file").await;
+    assert_eq!(answer.status(), 200);
+    let names: Vec<String> = answer.json::<serde_json::Value>().await.unwrap()["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["first", "second"]);
 
     // An invalid one: reported, and the running configuration stays.
     config.destinations = format!("{}    urll: \"x\"\n", destination("first", &first));
