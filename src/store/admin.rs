@@ -172,44 +172,104 @@ pub struct DestinationStats {
     pub last_error_at: Option<i64>,
 }
 
-/// The SQL of [`ConversationQuery`] with each backend's placeholders: `p(n)` writes parameter
-/// `n` (1 search, 2 search as a LIKE pattern, 3 kind, 4 state, 5 before, 6 limit).
-pub fn conversations_sql(p: impl Fn(usize) -> String) -> String {
+/// The SQL dialect of a backend, where their queries differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `?1` placeholders; LIKE ignores ASCII case; `CROSS JOIN` fixes the join order.
+    Sqlite,
+    /// `$1::type` placeholders; ILIKE.
+    Postgres,
+}
+
+/// A query parameter, bound by each backend in its own way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Param {
+    /// Text.
+    Text(String),
+    /// A 64-bit integer.
+    Int(i64),
+}
+
+/// The SQL of [`ConversationQuery`] and its parameters in order. Only the filters given
+/// appear, so each can use its index. The page's ids are chosen first and the delivery counts
+/// computed only for them. With a search, the matching rows are found first (the key by its
+/// index; email and name by one pass over narrow data) and only they are checked for being a
+/// key's latest version; without one, the newest rows are read until the page is full.
+pub fn conversations_sql(dialect: Dialect, q: &ConversationQuery) -> (String, Vec<Param>) {
+    let mut params = Vec::new();
+    let mut bind = |param: Param| {
+        let cast = match (&param, dialect) {
+            (_, Dialect::Sqlite) => "",
+            (Param::Text(_), Dialect::Postgres) => "::text",
+            (Param::Int(_), Dialect::Postgres) => "::int8",
+        };
+        params.push(param);
+        match dialect {
+            Dialect::Sqlite => format!("?{}", params.len()),
+            Dialect::Postgres => format!("${}{cast}", params.len()),
+        }
+    };
+    let (like, join) = match dialect {
+        Dialect::Sqlite => ("LIKE", "CROSS JOIN"),
+        Dialect::Postgres => ("ILIKE", "JOIN"),
+    };
+    let from = match &q.search {
+        Some(search) => {
+            let s = bind(Param::Text(search.clone()));
+            let pat = bind(Param::Text(like_pattern(search)));
+            format!(
+                "(SELECT id FROM conversations WHERE key = {s}
+                  UNION SELECT id FROM conversations
+                        WHERE visitor_email {like} {pat} ESCAPE '\\' OR visitor_name {like} {pat} ESCAPE '\\') h
+                 {join} conversations c ON c.id = h.id"
+            )
+        }
+        None => "conversations c".to_string(),
+    };
+    let mut conditions = vec![
+        "NOT EXISTS (SELECT 1 FROM conversations n WHERE n.key = c.key AND n.version > c.version)"
+            .to_string(),
+    ];
+    if let Some(kind) = &q.kind {
+        conditions.push(format!("c.kind = {}", bind(Param::Text(kind.clone()))));
+    }
+    if let Some(state) = &q.state {
+        conditions.push(format!(
+            "EXISTS (SELECT 1 FROM conversations v JOIN deliveries d ON d.conversation_id = v.id
+                     WHERE v.key = c.key AND d.state = {})",
+            bind(Param::Text(state.clone()))
+        ));
+    }
+    if let Some(before) = q.before {
+        conditions.push(format!("c.id < {}", bind(Param::Int(before))));
+    }
+    let limit = bind(Param::Int(q.limit));
     let count = |state: &str| {
         format!(
             "(SELECT COUNT(*) FROM conversations v JOIN deliveries d ON d.conversation_id = v.id
               WHERE v.key = c.key AND d.state = '{state}')"
         )
     };
-    format!(
+    let sql = format!(
         "SELECT c.id, c.key, c.version, c.received_at, c.kind, c.visitor_name, c.visitor_email,
                 {pending}, {done}, {dead}
          FROM conversations c
-         WHERE NOT EXISTS (SELECT 1 FROM conversations n WHERE n.key = c.key AND n.version > c.version)
-           AND ({s} IS NULL OR c.key = {s} OR lower(c.visitor_email) LIKE {pat} ESCAPE '\\'
-                OR lower(c.visitor_name) LIKE {pat} ESCAPE '\\')
-           AND ({kind} IS NULL OR c.kind = {kind})
-           AND ({state} IS NULL OR EXISTS (
-                SELECT 1 FROM conversations v JOIN deliveries d ON d.conversation_id = v.id
-                WHERE v.key = c.key AND d.state = {state}))
-           AND ({before} IS NULL OR c.id < {before})
-         ORDER BY c.id DESC LIMIT {limit}",
+         WHERE c.id IN (SELECT c.id FROM {from} WHERE {conditions}
+                        ORDER BY c.id DESC LIMIT {limit})
+         ORDER BY c.id DESC",
         pending = count("pending"),
         done = count("done"),
         dead = count("dead"),
-        s = p(1),
-        pat = p(2),
-        kind = p(3),
-        state = p(4),
-        before = p(5),
-        limit = p(6),
-    )
+        conditions = conditions.join(" AND "),
+    );
+    (sql, params)
 }
 
-/// A search text as a case-insensitive `LIKE … ESCAPE '\'` pattern matching it anywhere.
+/// A search text as a `LIKE … ESCAPE '\\'` pattern matching it anywhere (the backends compare
+/// case-insensitively).
 pub fn like_pattern(search: &str) -> String {
     let mut out = String::from("%");
-    for c in search.to_lowercase().chars() {
+    for c in search.chars() {
         if matches!(c, '%' | '_' | '\\') {
             out.push('\\');
         }

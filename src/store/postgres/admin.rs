@@ -2,9 +2,9 @@
 
 use super::failed;
 use crate::store::admin::{
-    conversations_sql, destination_stats_sql, last_error_sql, like_pattern, retention_condition,
-    AttemptInfo, ConversationQuery, ConversationRow, ConversationVersion, DeliveryDetail,
-    DeliveryFilter, DeliveryInfo, DestinationStats, Erased, Overview, Purged, Replay, Retention,
+    conversations_sql, destination_stats_sql, last_error_sql, retention_condition, AttemptInfo,
+    ConversationQuery, ConversationRow, ConversationVersion, DeliveryDetail, DeliveryFilter,
+    DeliveryInfo, DestinationStats, Dialect, Erased, Overview, Param, Purged, Replay, Retention,
     StateCounts, DELIVERY_COLUMNS,
 };
 use crate::store::{now_ms, StoreError};
@@ -195,16 +195,21 @@ pub async fn conversations(
     c: &Client,
     q: &ConversationQuery,
 ) -> Result<Vec<ConversationRow>, StoreError> {
-    const TYPES: [&str; 6] = ["text", "text", "text", "text", "int8", "int8"];
-    let sql = conversations_sql(|n| format!("${n}::{}", TYPES[n - 1]));
-    let pattern = q.search.as_deref().map(like_pattern);
-    let rows = c
-        .query(
-            &sql,
-            &[&q.search, &pattern, &q.kind, &q.state, &q.before, &q.limit],
-        )
-        .await
-        .map_err(failed)?;
+    let (sql, params) = conversations_sql(Dialect::Postgres, q);
+    let values: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = params
+        .into_iter()
+        .map(|p| -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
+            match p {
+                Param::Text(t) => Box::new(t),
+                Param::Int(i) => Box::new(i),
+            }
+        })
+        .collect();
+    let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values
+        .iter()
+        .map(|v| v.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+        .collect();
+    let rows = c.query(&sql, &refs).await.map_err(failed)?;
     Ok(rows
         .iter()
         .map(|r| ConversationRow {

@@ -1,9 +1,9 @@
 //! Operator queries on SQLite: reads on the reader connection, changes on the writer's.
 
 use crate::store::admin::{
-    conversations_sql, destination_stats_sql, last_error_sql, like_pattern, retention_condition,
-    AttemptInfo, ConversationQuery, ConversationRow, ConversationVersion, DeliveryDetail,
-    DeliveryFilter, DeliveryInfo, DestinationStats, Erased, Overview, Purged, Replay, Retention,
+    conversations_sql, destination_stats_sql, last_error_sql, retention_condition, AttemptInfo,
+    ConversationQuery, ConversationRow, ConversationVersion, DeliveryDetail, DeliveryFilter,
+    DeliveryInfo, DestinationStats, Dialect, Erased, Overview, Param, Purged, Replay, Retention,
     StateCounts, DELIVERY_COLUMNS,
 };
 use crate::store::now_ms;
@@ -179,27 +179,32 @@ pub fn conversations(
     conn: &Connection,
     q: &ConversationQuery,
 ) -> rusqlite::Result<Vec<ConversationRow>> {
-    let mut stmt = conn.prepare_cached(&conversations_sql(|n| format!("?{n}")))?;
-    let pattern = q.search.as_deref().map(like_pattern);
-    let rows = stmt.query_map(
-        params![q.search, pattern, q.kind, q.state, q.before, q.limit],
-        |r| {
-            Ok(ConversationRow {
-                id: r.get(0)?,
-                key: r.get(1)?,
-                version: r.get(2)?,
-                received_at: r.get(3)?,
-                kind: r.get(4)?,
-                visitor_name: r.get(5)?,
-                visitor_email: r.get(6)?,
-                deliveries: StateCounts {
-                    pending: r.get(7)?,
-                    done: r.get(8)?,
-                    dead: r.get(9)?,
-                },
-            })
-        },
-    )?;
+    // SQLite's LIKE ignores the case of ASCII letters (emails are stored lowercased).
+    let (sql, params) = conversations_sql(Dialect::Sqlite, q);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let values: Vec<rusqlite::types::Value> = params
+        .into_iter()
+        .map(|p| match p {
+            Param::Text(t) => t.into(),
+            Param::Int(i) => i.into(),
+        })
+        .collect();
+    let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| {
+        Ok(ConversationRow {
+            id: r.get(0)?,
+            key: r.get(1)?,
+            version: r.get(2)?,
+            received_at: r.get(3)?,
+            kind: r.get(4)?,
+            visitor_name: r.get(5)?,
+            visitor_email: r.get(6)?,
+            deliveries: StateCounts {
+                pending: r.get(7)?,
+                done: r.get(8)?,
+                dead: r.get(9)?,
+            },
+        })
+    })?;
     rows.collect()
 }
 
