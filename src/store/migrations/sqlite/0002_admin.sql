@@ -18,8 +18,7 @@ WHERE json_valid(CAST(raw AS TEXT));
 -- The dashboard counts hooks by time, and retention selects by it; dead letters are listed
 -- newest first (a partial index: deliveries on their usual way to done never enter it).
 CREATE INDEX conversations_received ON conversations (received_at);
--- Search by visitor and the kind filter read these narrow indexes instead of rows that carry
--- whole bodies.
+-- Search by visitor reads this narrow index instead of rows that carry whole bodies. (The kind
+-- filter has no index: one cost ingest more than it saved; see docs/PERFORMANCE.md.)
 CREATE INDEX conversations_visitor ON conversations (visitor_email, visitor_name);
-CREATE INDEX conversations_kind ON conversations (kind);
 CREATE INDEX deliveries_dead ON deliveries (updated_at) WHERE state = 'dead';
