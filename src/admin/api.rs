@@ -2,8 +2,7 @@
 //! admin token as `Authorization: Bearer`) and for signed-in browsers (POSTs then need the
 //! `X-CSRF-Token` header). Documented in docs/ADMIN.md.
 
-use super::pages::ListQuery;
-use super::views;
+use super::views::{self, ListQuery};
 use super::{AdminError, AdminState};
 use crate::config::HumanDuration;
 use crate::store::admin::{DeliveryFilter, Replay};

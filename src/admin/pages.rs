@@ -2,9 +2,9 @@
 //! and the retry form. Rendered with Handlebars; every value is HTML-escaped (no template
 //! uses triple braces).
 
-use super::views::{self, KINDS, STATES};
+use super::views::{self, ListQuery, KINDS, STATES};
 use super::{auth, AdminError, AdminState, Caller, Live};
-use crate::store::admin::{ConversationQuery, Replay};
+use crate::store::admin::Replay;
 use crate::store::now_ms;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -252,53 +252,25 @@ async fn overview(req: HttpRequest, state: web::Data<AdminState>) -> HttpRespons
     result.await.unwrap_or_else(|e| failed(&req, e))
 }
 
-/// Filters of the conversation list, as the page and the API take them.
-#[derive(Debug, Default, Deserialize)]
-pub struct ListQuery {
-    /// Email, name or key.
-    #[serde(default)]
-    pub q: Option<String>,
-    /// chat, missed or offline.
-    #[serde(default)]
-    pub kind: Option<String>,
-    /// pending, done or dead.
-    #[serde(default)]
-    pub state: Option<String>,
-    /// Paging cursor.
-    #[serde(default)]
-    pub before: Option<i64>,
-    /// Rows per page.
-    #[serde(default)]
-    pub limit: Option<i64>,
-}
-
-impl ListQuery {
-    /// The store query, with the filters checked.
-    pub fn to_store(&self) -> Result<ConversationQuery, AdminError> {
-        Ok(ConversationQuery {
-            search: self.q.clone(),
-            kind: views::one_of("kind", self.kind.clone(), KINDS)?,
-            state: views::one_of("state", self.state.clone(), STATES)?,
-            before: self.before,
-            limit: self.limit.unwrap_or(views::PAGE_SIZE),
-        })
+/// The address of a page of the conversation list with `query`'s filters.
+fn list_url(query: &ListQuery, before: Option<i64>) -> String {
+    let mut parts = Vec::new();
+    for (name, value) in [
+        ("q", &query.q),
+        ("kind", &query.kind),
+        ("state", &query.state),
+    ] {
+        if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+            parts.push(format!("{name}={}", urlencode(v)));
+        }
     }
-
-    fn url(&self, before: Option<i64>) -> String {
-        let mut parts = Vec::new();
-        for (name, value) in [("q", &self.q), ("kind", &self.kind), ("state", &self.state)] {
-            if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
-                parts.push(format!("{name}={}", urlencode(v)));
-            }
-        }
-        if let Some(b) = before {
-            parts.push(format!("before={b}"));
-        }
-        if parts.is_empty() {
-            "/admin/conversations".into()
-        } else {
-            format!("/admin/conversations?{}", parts.join("&"))
-        }
+    if let Some(b) = before {
+        parts.push(format!("before={b}"));
+    }
+    if parts.is_empty() {
+        "/admin/conversations".into()
+    } else {
+        format!("/admin/conversations?{}", parts.join("&"))
     }
 }
 
@@ -316,8 +288,8 @@ async fn conversations(
                 "view": view,
                 "q": query.q, "kind": query.kind, "state": query.state,
                 "kinds": KINDS, "states": STATES,
-                "next_url": view.next_before.map(|b| query.url(Some(b))),
-                "first_url": query.before.map(|_| query.url(None)),
+                "next_url": view.next_before.map(|b| list_url(&query, Some(b))),
+                "first_url": query.before.map(|_| list_url(&query, None)),
             }),
         );
         render(StatusCode::OK, "conversations", &data)

@@ -11,7 +11,7 @@ use crate::store::admin::{
 };
 use crate::store::{now_ms, Store};
 use chrono_tz::Tz;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -145,6 +145,38 @@ pub const KINDS: &[&str] = &["chat", "missed", "offline"];
 /// States of a delivery.
 pub const STATES: &[&str] = &["pending", "done", "dead"];
 
+/// Filters of the conversation list, as the page and the API take them.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    /// Email, name or key.
+    #[serde(default)]
+    pub q: Option<String>,
+    /// chat, missed or offline.
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// pending, done or dead.
+    #[serde(default)]
+    pub state: Option<String>,
+    /// Paging cursor.
+    #[serde(default)]
+    pub before: Option<i64>,
+    /// Rows per page.
+    #[serde(default)]
+    pub limit: Option<i64>,
+}
+
+impl ListQuery {
+    /// The store query, with the filters checked.
+    pub fn to_store(&self) -> Result<ConversationQuery, AdminError> {
+        Ok(ConversationQuery {
+            search: self.q.clone(),
+            kind: one_of("kind", self.kind.clone(), KINDS)?,
+            state: one_of("state", self.state.clone(), STATES)?,
+            before: self.before,
+            limit: self.limit.unwrap_or(PAGE_SIZE),
+        })
+    }
+}
 /// Builds one page of the conversation list.
 pub async fn conversations(
     store: &Store,
