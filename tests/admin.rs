@@ -243,6 +243,10 @@ async fn sign_in_sets_a_strict_session_and_every_page_needs_it() {
         assert!(headers.contains_key(CONTENT_SECURITY_POLICY));
         assert!(html.contains("Times in America/New_York"), "{path}");
     }
+    // The first message was sent at 2015-03-27 15:33:59 UTC (11:33:59 in New York, on summer
+    // time since March 8).
+    let (_, _, html) = page(&app, &cookie, "/admin/conversations/208-55039").await;
+    assert!(html.contains("2015-03-27 11:33:59"), "{html}");
     // A forged cookie is not a session.
     let forged = cookie.replace("America/New_York", "Europe/Prague");
     assert_eq!(page(&app, &forged, "/admin").await.0, StatusCode::SEE_OTHER);

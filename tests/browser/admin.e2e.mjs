@@ -111,6 +111,8 @@ try {
   await Promise.all([page.waitForURL(/\/admin\/conversations\/.+/), page.click("#conversations a.conversation")]);
   const transcript = await page.textContent("#transcript");
   check(transcript.includes(message), "the transcript shows the visitor's message");
+  // The first message was sent at 2015-03-27 15:33:59 UTC: 00:33:59 the next day in Tokyo.
+  check(transcript.includes("2015-03-28 00:33:59"), "transcript times are in the browser's time zone");
   check((await page.getAttribute(`#delivery-${deliveryId}`, "data-state")) === "dead", "the delivery is dead");
   await page.click(`#delivery-${deliveryId} details summary`);
   check((await page.textContent(`#delivery-${deliveryId} pre`)).startsWith("POST "), "the rendered request is shown");
