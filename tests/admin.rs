@@ -222,6 +222,17 @@ async fn sign_in_sets_a_strict_session_and_every_page_needs_it() {
     }
     let cookie = set.split(';').next().unwrap().to_string();
 
+    assert!(!set.contains("Secure"), "plain HTTP: {set}");
+    // Behind a TLS-terminating proxy the cookie is only sent over HTTPS.
+    let response = client()
+        .post(app.url("/admin/login"))
+        .header("x-forwarded-proto", "https")
+        .form(&[("token", ADMIN), ("tz", ""), ("next", "/admin")])
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers()[SET_COOKIE].to_str().unwrap().ends_with("; Secure"));
+
     // An open redirect is not possible through `next`.
     let response = client()
         .post(app.url("/admin/login"))
