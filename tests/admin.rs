@@ -231,7 +231,10 @@ async fn sign_in_sets_a_strict_session_and_every_page_needs_it() {
         .send()
         .await
         .unwrap();
-    assert!(response.headers()[SET_COOKIE].to_str().unwrap().ends_with("; Secure"));
+    assert!(response.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .ends_with("; Secure"));
 
     // An open redirect is not possible through `next`.
     let response = client()
