@@ -1,17 +1,43 @@
 #!/usr/bin/env bash
-# Admin dashboard and API latency on a large SQLite store (see docs/PERFORMANCE.md).
-#   bench/admin.sh [CONVERSATIONS]     default 300000
-# Writes a store as an older deskbridge left it (migration 1: each conversation with its body
-# and one delivery, 1 in 100 dead), lets `deskbridge migrate` bring it up to date (timed), then
-# serves it and times each admin request (best of 3). Needs python3, curl and bc.
+# Admin dashboard and API latency on a large store (see docs/PERFORMANCE.md).
+#   bench/admin.sh [CONVERSATIONS [sqlite|postgres]]     default 300000 sqlite
+# Writes a store as an older deskbridge left it (migration 1: each conversation with its body,
+# a visitor of its own and one delivery, 1 in 100 dead), lets `deskbridge migrate` bring it up
+# to date (timed), then serves it and times each admin request (best of 3). Needs python3, curl
+# and bc; postgres also uses scripts/pg-test-server.sh and psql.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-300000}"
+backend="${2:-sqlite}"
 out=bench/out/admin
 bin=target/release/deskbridge
 port=18090
 cargo build --release --quiet
 rm -rf "$out"; mkdir -p "$out"
+if [ "$backend" = postgres ]; then
+  eval "$(scripts/pg-test-server.sh start)"
+  server="${DESKBRIDGE_TEST_PG_URL%/*}"
+  psql -q "$DESKBRIDGE_TEST_PG_URL" -c "DROP DATABASE IF EXISTS bench_admin" -c "CREATE DATABASE bench_admin"
+  url="$server/bench_admin"
+  psql -q "$url" -f src/store/migrations/postgres/0001_init.sql
+  psql -q "$url" -v n="$n" -v now="$(date +%s%3N)" -v body="$(cat samples/chat.json)" <<'SQL'
+CREATE TABLE deskbridge_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL);
+INSERT INTO deskbridge_migrations VALUES (1, 0);
+INSERT INTO conversations (key, version, digest, raw, received_at)
+SELECT '208-' || i, 1, int8send(i),
+       convert_to(replace(replace(replace(:'body', '"id": 55039', '"id": ' || i),
+                                  'dusan@domain.com', 'visitor' || i || '@example.com'),
+                          '"Dusan Kmet"', '"Visitor ' || i || '"'), 'UTF8'),
+       :now - :n + i
+FROM generate_series(0, :n - 1) AS i;
+INSERT INTO deliveries (conversation_id, key, version, destination, state, next_attempt_at, last_error,
+                        created_at, updated_at)
+SELECT id, key, version, 'sink', CASE WHEN id % 100 = 0 THEN 'dead' ELSE 'done' END, received_at,
+       CASE WHEN id % 100 = 0 THEN 'HTTP 400' END, received_at, received_at FROM conversations;
+VACUUM ANALYZE;
+SQL
+else
+  url="sqlite://$out/db.sqlite"
 python3 - "$out/db.sqlite" "$n" <<'PY'
 import json, sqlite3, sys, time
 path, n = sys.argv[1], int(sys.argv[2])
@@ -32,6 +58,7 @@ db.execute("""INSERT INTO deliveries (conversation_id, destination, state, next_
                      CASE WHEN id % 100 = 0 THEN 'HTTP 400' END, received_at, received_at FROM conversations""")
 db.commit()
 PY
+fi
 cp -r templates "$out/"
 cat >"$out/deskbridge.yaml" <<YAML
 server:
@@ -39,7 +66,7 @@ server:
   hook_tokens: ["bench-token"]
   admin_token: "bench-admin-token"
 store:
-  url: "sqlite://$out/db.sqlite"
+  url: "$url"
 templates:
   dir: "$out/templates"
 log:
@@ -51,8 +78,8 @@ destinations:
 YAML
 t0=$(date +%s.%N)
 "$bin" migrate --config "$out/deskbridge.yaml" >/dev/null
-printf 'machine: %s cores; %d conversations; migration 2 (search fields filled from bodies): %.1f s\n' \
-  "$(nproc)" "$n" "$(echo "$(date +%s.%N) - $t0" | bc)"
+printf 'machine: %s cores; %s; %d conversations; migration 2 (search fields filled from bodies): %.1f s\n' \
+  "$(nproc)" "$backend" "$n" "$(echo "$(date +%s.%N) - $t0" | bc)"
 "$bin" serve --config "$out/deskbridge.yaml" 2>"$out/deskbridge.log" &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true' EXIT

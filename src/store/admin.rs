@@ -175,9 +175,11 @@ pub struct DestinationStats {
 /// The SQL dialect of a backend, where their queries differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
-    /// `?1` placeholders; LIKE ignores ASCII case; `CROSS JOIN` fixes the join order.
+    /// `?1` placeholders; LIKE ignores ASCII case; rows carry whole bodies, so a search first
+    /// reads the narrow visitor index (`CROSS JOIN` keeps that order).
     Sqlite,
-    /// `$1::type` placeholders; ILIKE.
+    /// `$1::type` placeholders; ILIKE; bodies are stored out of line (TOAST), so scanning the
+    /// newest rows and filtering is cheap; deliveries carry their conversation's key.
     Postgres,
 }
 
@@ -191,10 +193,10 @@ pub enum Param {
 }
 
 /// The SQL of [`ConversationQuery`] and its parameters in order. Only the filters given
-/// appear, so each can use its index. The page's ids are chosen first and the delivery counts
-/// computed only for them. With a search, the matching rows are found first (the key by its
-/// index; email and name by one pass over narrow data) and only they are checked for being a
-/// key's latest version; without one, the newest rows are read until the page is full.
+/// appear, so each can use its index, and the page's ids are chosen before the delivery
+/// counts are computed for them alone. The newest rows are read until the page is full; on
+/// SQLite a search instead finds its matches first (the key by its index, email and name in
+/// one pass over the narrow visitor index) and checks only those.
 pub fn conversations_sql(dialect: Dialect, q: &ConversationQuery) -> (String, Vec<Param>) {
     let mut params = Vec::new();
     let mut bind = |param: Param| {
@@ -209,34 +211,42 @@ pub fn conversations_sql(dialect: Dialect, q: &ConversationQuery) -> (String, Ve
             Dialect::Postgres => format!("${}{cast}", params.len()),
         }
     };
-    let (like, join) = match dialect {
-        Dialect::Sqlite => ("LIKE", "CROSS JOIN"),
-        Dialect::Postgres => ("ILIKE", "JOIN"),
-    };
-    let from = match &q.search {
-        Some(search) => {
-            let s = bind(Param::Text(search.clone()));
-            let pat = bind(Param::Text(like_pattern(search)));
-            format!(
-                "(SELECT id FROM conversations WHERE key = {s}
-                  UNION SELECT id FROM conversations
-                        WHERE visitor_email {like} {pat} ESCAPE '\\' OR visitor_name {like} {pat} ESCAPE '\\') h
-                 {join} conversations c ON c.id = h.id"
-            )
+    // The deliveries of every version of conversation `c`.
+    let deliveries_of_c = match dialect {
+        Dialect::Sqlite => {
+            "conversations v JOIN deliveries d ON d.conversation_id = v.id WHERE v.key = c.key"
         }
-        None => "conversations c".to_string(),
+        Dialect::Postgres => "deliveries d WHERE d.key = c.key",
     };
+    let mut from = "conversations c".to_string();
     let mut conditions = vec![
         "NOT EXISTS (SELECT 1 FROM conversations n WHERE n.key = c.key AND n.version > c.version)"
             .to_string(),
     ];
+    if let Some(search) = &q.search {
+        let s = bind(Param::Text(search.clone()));
+        let pat = bind(Param::Text(like_pattern(search)));
+        match dialect {
+            Dialect::Sqlite => {
+                from = format!(
+                    "(SELECT id FROM conversations WHERE key = {s}
+                      UNION SELECT id FROM conversations
+                            WHERE visitor_email LIKE {pat} ESCAPE '\\' OR visitor_name LIKE {pat} ESCAPE '\\') h
+                     CROSS JOIN conversations c ON c.id = h.id"
+                )
+            }
+            Dialect::Postgres => conditions.push(format!(
+                "(c.key = {s} OR c.visitor_email ILIKE {pat} ESCAPE '\\'
+                  OR c.visitor_name ILIKE {pat} ESCAPE '\\')"
+            )),
+        }
+    }
     if let Some(kind) = &q.kind {
         conditions.push(format!("c.kind = {}", bind(Param::Text(kind.clone()))));
     }
     if let Some(state) = &q.state {
         conditions.push(format!(
-            "EXISTS (SELECT 1 FROM conversations v JOIN deliveries d ON d.conversation_id = v.id
-                     WHERE v.key = c.key AND d.state = {})",
+            "EXISTS (SELECT 1 FROM {deliveries_of_c} AND d.state = {})",
             bind(Param::Text(state.clone()))
         ));
     }
@@ -244,12 +254,8 @@ pub fn conversations_sql(dialect: Dialect, q: &ConversationQuery) -> (String, Ve
         conditions.push(format!("c.id < {}", bind(Param::Int(before))));
     }
     let limit = bind(Param::Int(q.limit));
-    let count = |state: &str| {
-        format!(
-            "(SELECT COUNT(*) FROM conversations v JOIN deliveries d ON d.conversation_id = v.id
-              WHERE v.key = c.key AND d.state = '{state}')"
-        )
-    };
+    let count =
+        |state: &str| format!("(SELECT COUNT(*) FROM {deliveries_of_c} AND d.state = '{state}')");
     let sql = format!(
         "SELECT c.id, c.key, c.version, c.received_at, c.kind, c.visitor_name, c.visitor_email,
                 {pending}, {done}, {dead}
