@@ -32,4 +32,5 @@ pub mod samples;
 pub mod smartsupp;
 pub mod store;
 pub mod telemetry;
+pub mod tokens;
 pub mod worker;

@@ -1,6 +1,7 @@
 //! Prometheus metrics kept in atomics and written as text at `/metrics`.
 
 use crate::store::Stats;
+use crate::worker::breaker::State;
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -128,17 +129,18 @@ impl Metrics {
         m.sum_micros.fetch_add((seconds * 1e6) as u64, Relaxed);
     }
 
-    /// Sets a destination's health: 0 delivering, 1 paused, 2 probing.
-    pub fn destination_state(&self, destination: &str, gauge: u64) {
+    /// Sets a destination's health (exported as its [`State::gauge`]).
+    pub fn destination_state(&self, destination: &str, state: State) {
         if let Some(m) = self.destination(destination) {
-            m.state.store(gauge, Relaxed);
+            m.state.store(state.gauge(), Relaxed);
         }
     }
 
-    /// A destination's health as last set: 0 delivering, 1 paused, 2 probing; `None` for a
-    /// destination this process does not know.
-    pub fn destination_state_of(&self, destination: &str) -> Option<u64> {
-        self.destination(destination).map(|m| m.state.load(Relaxed))
+    /// A destination's health as its lane last set it; `None` for a destination this process
+    /// does not know.
+    pub fn destination_state_of(&self, destination: &str) -> Option<State> {
+        self.destination(destination)
+            .map(|m| State::from_gauge(m.state.load(Relaxed)))
     }
 
     /// The Prometheus text exposition, with store figures as of `now_ms`.

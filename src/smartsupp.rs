@@ -291,7 +291,8 @@ fn kind_of(offline: bool, missed: bool) -> &'static str {
     }
 }
 
-fn non_empty(value: &Value) -> Option<String> {
+/// A string's trimmed text, or a number's; `None` for blanks and other JSON.
+pub fn non_empty(value: &Value) -> Option<String> {
     match value {
         Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
         Value::Number(n) => Some(n.to_string()),

@@ -829,3 +829,43 @@ async fn an_upgraded_store_is_searchable() {
     assert_eq!(odd["versions"][0]["version"], 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn hubspot_records_are_linked_when_the_portal_is_known() {
+    let hubspot = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/crm/objects/2026-03/contacts/batch/upsert"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"status": "COMPLETE", "results": [{"id": "501", "new": true, "properties": {}}]}),
+        ))
+        .mount(&hubspot)
+        .await;
+    for (object, id) in [("tickets", "601"), ("notes", "701")] {
+        Mock::given(method("POST"))
+            .and(path(format!("/crm/objects/2026-03/{object}")))
+            .respond_with(
+                ResponseTemplate::new(201).set_body_json(json!({"id": id, "properties": {}})),
+            )
+            .mount(&hubspot)
+            .await;
+    }
+    let mut c = TestConfig::with_destinations(&format!(
+        "  crm:\n    kind: hubspot\n    base_url: \"{}\"\n    access_token: \"pat-test-1\"\n    portal_id: \"4242\"\n",
+        hubspot.uri()
+    ));
+    c.server_extra = format!("  admin_token: \"{ADMIN}\"\n");
+    let app = TestApp::spawn(c).await;
+    app.post_hook(sample("chat.json").to_string()).await;
+    delivery_in(&app, "208-55039", "done").await;
+    let (_, view) = api(&app, "/admin/api/conversations/208-55039").await;
+    let page = |t: &str, id: &str| format!("https://app.hubspot.com/contacts/4242/record/{t}/{id}");
+    assert_eq!(
+        view["versions"][0]["deliveries"][0]["links"],
+        json!([
+            {"label": "contact", "id": "501", "url": page("0-1", "501")},
+            {"label": "ticket", "id": "601", "url": page("0-5", "601")},
+            {"label": "note", "id": "701", "url": null},
+        ])
+    );
+    app.stop().await;
+}

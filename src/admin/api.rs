@@ -92,9 +92,7 @@ async fn conversation(
         })?,
         None => caller.tz(&live),
     };
-    let view = views::conversation(&state.store, &live.destinations, &key, tz)
-        .await?
-        .ok_or_else(|| AdminError::NotFound(format!("no conversation {key}")))?;
+    let view = views::conversation(&state.store, &live.destinations, &key, tz).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -117,7 +115,7 @@ fn since(text: Option<&str>) -> Result<Option<i64>, AdminError> {
             let d = HumanDuration::parse(s).map_err(|e| {
                 AdminError::BadRequest(format!("since: {e} (use e.g. 30m, 2h, 7d)"))
             })?;
-            Ok(Some(now_ms() - d.0.as_millis() as i64))
+            Ok(Some(d.before(now_ms())))
         }
     }
 }

@@ -2,13 +2,14 @@
 //! `server.admin_token` is set: what arrived, where it went, what failed and why, and replay.
 //!
 //! Pages are rendered on the server from the views in [`views`] (the API serialises the same
-//! views); the only script fills in the browser's time zone at sign-in. Every response carries
-//! a strict Content-Security-Policy, every state-changing request is a POST that must carry the
-//! session's CSRF token and come from this origin (or use the token as a Bearer credential).
+//! views); the only script fills in the browser's time zone at sign-in and asks before "Retry
+//! all shown". Every response carries a strict Content-Security-Policy, every state-changing
+//! request is a POST that must carry the session's CSRF token and come from this origin (or use
+//! the token as a Bearer credential).
 
 mod api;
 mod assets;
-pub mod auth;
+mod auth;
 mod error;
 mod pages;
 pub mod views;
@@ -164,7 +165,9 @@ impl AdminState {
         match caller {
             Caller::Bearer => Ok(()),
             Caller::Session(s) => {
-                let token_ok = given.is_some_and(|g| auth::same(g, &s.csrf));
+                let token_ok = given.is_some_and(|g| {
+                    crate::tokens::constant_time_eq(g.as_bytes(), s.csrf.as_bytes())
+                });
                 if token_ok && auth::same_origin(req) {
                     Ok(())
                 } else {

@@ -313,9 +313,8 @@ async fn conversation(
 ) -> HttpResponse {
     let result = async {
         let (live, caller) = state.authenticate(&req)?;
-        let view = views::conversation(&state.store, &live.destinations, &key, caller.tz(&live))
-            .await?
-            .ok_or_else(|| AdminError::NotFound(format!("no conversation {key}")))?;
+        let view =
+            views::conversation(&state.store, &live.destinations, &key, caller.tz(&live)).await?;
         let data = with(
             base(&view.visitor.display_name, "conversations", &caller, &live),
             json!({ "view": view, "retried": notice.retried }),

@@ -5,7 +5,7 @@ use super::error::AdminError;
 use crate::destinations::{preview_stored, Destination, Link};
 use crate::metrics::Metrics;
 use crate::render::transcript::{self, Line};
-use crate::smartsupp::{self, Stored};
+use crate::smartsupp::{self, non_empty, Stored};
 use crate::store::admin::{
     AttemptInfo, ConversationQuery, ConversationRow, DeliveryFilter, DeliveryInfo, StateCounts,
 };
@@ -54,14 +54,6 @@ pub struct DestinationView {
     pub last_error_at: Option<i64>,
 }
 
-fn state_name(gauge: Option<u64>) -> &'static str {
-    match gauge {
-        Some(1) => "paused",
-        Some(2) => "probing",
-        _ => "delivering",
-    }
-}
-
 /// Builds the overview.
 pub async fn overview(
     store: &Store,
@@ -86,7 +78,9 @@ pub async fn overview(
                 state: match (configured, health) {
                     (false, _) => "not configured",
                     (true, None) => "elsewhere",
-                    (true, Some(m)) => state_name(m.destination_state_of(&name)),
+                    (true, Some(m)) => m
+                        .destination_state_of(&name)
+                        .map_or("delivering", |s| s.name()),
                 },
                 pending: stats.map_or(0, |s| s.pending),
                 oldest_pending_at: stats.and_then(|s| s.oldest_pending_at),
@@ -281,18 +275,9 @@ pub struct DeliveryView {
     pub links: Vec<Link>,
 }
 
-fn text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
 fn visitor(context: &Value) -> VisitorView {
     let v = &context["visitor"];
-    let location = [text(&v["city"]), text(&v["country"])]
+    let location = [non_empty(&v["city"]), non_empty(&v["country"])]
         .into_iter()
         .flatten()
         .collect::<Vec<_>>()
@@ -304,8 +289,8 @@ fn visitor(context: &Value) -> VisitorView {
                 .iter()
                 .filter_map(|p| {
                     Some(Page {
-                        url: text(&p["url"])?,
-                        title: text(&p["title"]),
+                        url: non_empty(&p["url"])?,
+                        title: non_empty(&p["title"]),
                     })
                 })
                 .collect()
@@ -316,19 +301,19 @@ fn visitor(context: &Value) -> VisitorView {
         .map(|vars| {
             vars.iter()
                 .map(|(name, var)| Variable {
-                    label: text(&var["label"]).unwrap_or_else(|| name.clone()),
-                    value: text(&var["value"]).unwrap_or_else(|| var["value"].to_string()),
+                    label: non_empty(&var["label"]).unwrap_or_else(|| name.clone()),
+                    value: non_empty(&var["value"]).unwrap_or_else(|| var["value"].to_string()),
                 })
                 .collect()
         })
         .unwrap_or_default();
     VisitorView {
-        display_name: text(&context["meta"]["visitorName"]).unwrap_or_default(),
-        email: text(&context["meta"]["email"]),
-        note: text(&v["note"]),
+        display_name: non_empty(&context["meta"]["visitorName"]).unwrap_or_default(),
+        email: non_empty(&context["meta"]["email"]),
+        note: non_empty(&v["note"]),
         location: Some(location).filter(|l| !l.is_empty()),
-        ip_address: text(&v["ipAddress"]),
-        user_agent: text(&v["userAgent"]),
+        ip_address: non_empty(&v["ipAddress"]),
+        user_agent: non_empty(&v["userAgent"]),
         pages,
         variables,
     }
@@ -341,22 +326,35 @@ pub async fn delivery(
     destinations: &[Arc<dyn Destination>],
     id: i64,
 ) -> Result<Option<DeliveryView>, crate::store::StoreError> {
-    let Some(detail) = store.detail(id).await? else {
-        return Ok(None);
-    };
-    let delivery = detail.delivery;
-    let raw = &detail.raw[..];
-    let stored = Stored {
-        key: delivery.key.clone(),
-        version: delivery.version,
-        received_at: detail.received_at,
-    };
+    Ok(store.detail(id).await?.map(|detail| {
+        delivery_view(
+            destinations,
+            detail.delivery,
+            detail.attempts,
+            &detail.raw,
+            detail.received_at,
+        )
+    }))
+}
+
+/// The view of one delivery of the conversation version `raw`, received at `received_at`.
+fn delivery_view(
+    destinations: &[Arc<dyn Destination>],
+    delivery: DeliveryInfo,
+    mut attempts: Vec<AttemptInfo>,
+    raw: &[u8],
+    received_at: i64,
+) -> DeliveryView {
     // Numbered in the order of the log: a replay starts a fresh retry schedule, but its
     // attempts continue the count here.
-    let mut attempts = detail.attempts;
     for (i, a) in attempts.iter_mut().enumerate() {
         a.attempt = i as i64 + 1;
     }
+    let stored = Stored {
+        key: delivery.key.clone(),
+        version: delivery.version,
+        received_at,
+    };
     let destination = destinations
         .iter()
         .find(|d| d.name() == delivery.destination);
@@ -379,25 +377,26 @@ pub async fn delivery(
             .unwrap_or_default(),
         _ => Vec::new(),
     };
-    Ok(Some(DeliveryView {
+    DeliveryView {
         delivery,
         attempts,
         request,
         request_error,
         links,
-    }))
+    }
 }
 
-/// Builds a conversation's page; `None` when no conversation has that key.
+/// Builds a conversation's page from its stored versions and one query for the attempts of
+/// all their deliveries.
 pub async fn conversation(
     store: &Store,
     destinations: &[Arc<dyn Destination>],
     key: &str,
     tz: Tz,
-) -> Result<Option<ConversationView>, AdminError> {
+) -> Result<ConversationView, AdminError> {
     let stored = store.conversation(key.to_string()).await?;
     let Some(latest) = stored.last() else {
-        return Ok(None);
+        return Err(AdminError::NotFound(format!("no conversation {key}")));
     };
     let context = smartsupp::context(
         &latest.raw,
@@ -415,30 +414,37 @@ pub async fn conversation(
         "%Y-%m-%d %H:%M:%S",
         &visitor_view.display_name,
     );
-    let mut versions = Vec::with_capacity(stored.len());
-    for v in &stored {
-        let mut deliveries = Vec::with_capacity(v.deliveries.len());
-        for d in &v.deliveries {
-            // A delivery erased meanwhile is left out.
-            deliveries.extend(delivery(store, destinations, d.id).await?);
-        }
-        versions.push(VersionView {
+    let ids = stored
+        .iter()
+        .flat_map(|v| v.deliveries.iter().map(|d| d.id))
+        .collect();
+    let mut attempts = store.attempts(ids).await?;
+    let versions = stored
+        .iter()
+        .map(|v| VersionView {
             version: v.version,
             received_at: v.received_at,
             client_ip: v.client_ip.clone(),
-            deliveries,
-        });
-    }
-    Ok(Some(ConversationView {
+            deliveries: v
+                .deliveries
+                .iter()
+                .map(|d| {
+                    let logged = attempts.remove(&d.id).unwrap_or_default();
+                    delivery_view(destinations, d.clone(), logged, &v.raw, v.received_at)
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(ConversationView {
         key: key.to_string(),
-        kind: text(&context["meta"]["kind"]).unwrap_or_else(|| "chat".into()),
+        kind: non_empty(&context["meta"]["kind"]).unwrap_or_else(|| "chat".into()),
         rating: context["channel"]["rating"]
             .as_i64()
             .filter(|r| (1..=5).contains(r)),
         visitor: visitor_view,
         transcript,
         versions,
-    }))
+    })
 }
 
 /// The dead letters page.

@@ -109,7 +109,7 @@ fn print_table(rows: &[DeliveryInfo]) {
 }
 
 fn since(d: Option<HumanDuration>) -> Option<i64> {
-    d.map(|d| now_ms() - d.0.as_millis() as i64)
+    d.map(|d| d.before(now_ms()))
 }
 
 async fn open(prepared: &Prepared) -> anyhow::Result<Store> {

@@ -10,6 +10,11 @@ use std::time::Duration;
 pub struct HumanDuration(pub Duration);
 
 impl HumanDuration {
+    /// The epoch ms this long before `epoch_ms` (e.g. the start of "changed within 2h").
+    pub fn before(self, epoch_ms: i64) -> i64 {
+        epoch_ms - self.0.as_millis() as i64
+    }
+
     /// Parses `<number><unit>` with unit `ms`, `s`, `m`, `h` or `d`.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();

@@ -13,9 +13,9 @@ use crate::metrics::Metrics;
 use crate::render::Renderer;
 use crate::routing::Router;
 use crate::store::Store;
+use crate::tokens::TokenDigest;
 use crate::worker::Wakers;
 use actix_web::web;
-use sha2::{Digest, Sha256};
 use std::sync::{Arc, RwLock};
 
 /// What the HTTP handlers share: the store and metrics, and the parts that come from the
@@ -28,8 +28,8 @@ pub struct ReceiverState {
 
 /// The configuration-dependent part of the receiver.
 pub struct Live {
-    /// SHA-256 of each accepted hook token, so comparisons take the same time for any input.
-    token_digests: Vec<[u8; 32]>,
+    /// Each accepted hook token, compared in constant time.
+    token_digests: Vec<TokenDigest>,
     max_body_bytes: usize,
     trusted_proxies: Vec<IpNet>,
     router: Router,
@@ -73,7 +73,7 @@ impl Live {
                 .hook_tokens
                 .0
                 .iter()
-                .map(|t| Sha256::digest(t.expose().as_bytes()).into())
+                .map(|t| TokenDigest::of(t.expose()))
                 .collect(),
             max_body_bytes: settings.server.max_body_bytes,
             trusted_proxies: settings.server.trusted_proxies.clone(),
@@ -86,16 +86,10 @@ impl Live {
     /// Whether `token` is one of the accepted tokens, compared in constant time (every
     /// configured token is compared, byte by byte, whatever matches).
     fn token_ok(&self, token: &str) -> bool {
-        let given: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let mut any = 0u8;
-        for expected in &self.token_digests {
-            let diff = expected
-                .iter()
-                .zip(given.iter())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-            any |= u8::from(diff == 0);
-        }
-        any == 1
+        let given = TokenDigest::of(token);
+        self.token_digests
+            .iter()
+            .fold(false, |any, expected| any | expected.matches(&given))
     }
 }
 

@@ -359,10 +359,9 @@ impl Retention {
         older_than: Option<crate::config::HumanDuration>,
     ) -> Self {
         let now = super::now_ms();
-        let age = |d: crate::config::HumanDuration| now - d.0.as_millis() as i64;
         Self {
-            received_before: age(older_than.unwrap_or(settings.retention)),
-            dead_before: age(settings.dead_retention),
+            received_before: older_than.unwrap_or(settings.retention).before(now),
+            dead_before: settings.dead_retention.before(now),
         }
     }
 }

@@ -10,12 +10,13 @@ mod postgres;
 mod sqlite;
 
 use admin::{
-    ConversationQuery, ConversationRow, ConversationVersion, DeliveryDetail, DeliveryFilter,
-    DeliveryInfo, Erased, Overview, Purged, Replay, Retention,
+    AttemptInfo, ConversationQuery, ConversationRow, ConversationVersion, DeliveryDetail,
+    DeliveryFilter, DeliveryInfo, Erased, Overview, Purged, Replay, Retention,
 };
 
 use crate::smartsupp::Stored;
 use bytes::Bytes;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Why the store could not do what was asked.
@@ -288,6 +289,17 @@ impl Store {
         match &*self.backend {
             Backend::Sqlite(s) => s.conversation(key).await,
             Backend::Postgres(p) => p.conversation(key).await,
+        }
+    }
+
+    /// The attempts of each of `deliveries`, oldest first.
+    pub async fn attempts(
+        &self,
+        deliveries: Vec<i64>,
+    ) -> Result<HashMap<i64, Vec<AttemptInfo>>, StoreError> {
+        match &*self.backend {
+            Backend::Sqlite(s) => s.attempts(deliveries).await,
+            Backend::Postgres(p) => p.attempts(deliveries).await,
         }
     }
 

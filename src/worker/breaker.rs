@@ -33,6 +33,14 @@ impl State {
             Self::HalfOpen => 2,
         }
     }
+    /// The state of a metric value ([`State::gauge`]); anything else reads as delivering.
+    pub fn from_gauge(gauge: u64) -> Self {
+        match gauge {
+            1 => Self::Open,
+            2 => Self::HalfOpen,
+            _ => Self::Closed,
+        }
+    }
 }
 
 /// What the lane may claim now.

@@ -171,7 +171,7 @@ impl Lane {
             ),
             State::Closed => tracing::info!(destination = name, "destination delivers again"),
         }
-        self.metrics.destination_state(name, state.gauge());
+        self.metrics.destination_state(name, state);
         if let Some(alerts) = &self.alerts {
             alerts.announce(name, state, failures);
         }

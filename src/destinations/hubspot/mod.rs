@@ -401,7 +401,7 @@ impl Destination for Hubspot {
     }
 
     fn links(&self, result: &Value) -> Vec<super::Link> {
-        let Some(state) = State::parse(Some(&result.to_string())) else {
+        let Ok(state) = State::deserialize(result) else {
             return Vec::new();
         };
         // Record pages need the account id: https://app.hubspot.com/contacts/{portal}/record/{type}/{id}

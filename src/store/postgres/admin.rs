@@ -9,6 +9,7 @@ use crate::store::admin::{
 };
 use crate::store::{now_ms, StoreError};
 use deadpool_postgres::Client;
+use std::collections::HashMap;
 use tokio_postgres::Row;
 
 fn delivery(r: &Row) -> DeliveryInfo {
@@ -50,30 +51,40 @@ pub async fn detail(c: &Client, id: i64) -> Result<Option<DeliveryDetail>, Store
     let Some(row) = c.query_opt(&sql, &[&id]).await.map_err(failed)? else {
         return Ok(None);
     };
-    let attempts = c
-        .query(
-            "SELECT attempt, started_at, duration_ms, status, excerpt, error
-             FROM attempts WHERE delivery_id = $1 ORDER BY id",
-            &[&id],
-        )
-        .await
-        .map_err(failed)?
-        .iter()
-        .map(|r| AttemptInfo {
-            attempt: i64::from(r.get::<_, i32>(0)),
-            started_at: r.get(1),
-            duration_ms: r.get(2),
-            status: r.get::<_, Option<i32>>(3).map(i64::from),
-            excerpt: r.get(4),
-            error: r.get(5),
-        })
-        .collect();
     Ok(Some(DeliveryDetail {
         delivery: delivery(&row),
-        attempts,
+        attempts: attempts(c, &[id]).await?.remove(&id).unwrap_or_default(),
         raw: row.get::<_, Vec<u8>>(12).into(),
         received_at: row.get(13),
     }))
+}
+
+/// The attempts of each of `deliveries`, oldest first, in one query.
+pub async fn attempts(
+    c: &Client,
+    deliveries: &[i64],
+) -> Result<HashMap<i64, Vec<AttemptInfo>>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT delivery_id, attempt, started_at, duration_ms, status, excerpt, error
+             FROM attempts WHERE delivery_id = ANY($1) ORDER BY id",
+            &[&deliveries],
+        )
+        .await
+        .map_err(failed)?;
+    let mut out: HashMap<i64, Vec<AttemptInfo>> =
+        deliveries.iter().map(|&id| (id, Vec::new())).collect();
+    for r in rows {
+        out.entry(r.get(0)).or_default().push(AttemptInfo {
+            attempt: i64::from(r.get::<_, i32>(1)),
+            started_at: r.get(2),
+            duration_ms: r.get(3),
+            status: r.get::<_, Option<i32>>(4).map(i64::from),
+            excerpt: r.get(5),
+            error: r.get(6),
+        });
+    }
+    Ok(out)
 }
 
 const REPLAY: &str = "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = $1,

@@ -12,11 +12,12 @@ mod admin;
 mod batch;
 
 use super::admin::{
-    ConversationQuery, ConversationRow, ConversationVersion, DeliveryDetail, DeliveryFilter,
-    DeliveryInfo, Erased, Overview, Purged, Replay, Retention,
+    AttemptInfo, ConversationQuery, ConversationRow, ConversationVersion, DeliveryDetail,
+    DeliveryFilter, DeliveryInfo, Erased, Overview, Purged, Replay, Retention,
 };
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::NoTls;
@@ -299,6 +300,13 @@ impl PgStore {
 
     pub async fn conversation(&self, key: String) -> Result<Vec<ConversationVersion>, StoreError> {
         admin::conversation(&self.client().await?, &key).await
+    }
+
+    pub async fn attempts(
+        &self,
+        deliveries: Vec<i64>,
+    ) -> Result<HashMap<i64, Vec<AttemptInfo>>, StoreError> {
+        admin::attempts(&self.client().await?, &deliveries).await
     }
 
     pub async fn conversations(

@@ -8,6 +8,7 @@ use crate::store::admin::{
 };
 use crate::store::now_ms;
 use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::collections::HashMap;
 
 fn delivery(r: &Row) -> rusqlite::Result<DeliveryInfo> {
     Ok(DeliveryInfo {
@@ -51,28 +52,40 @@ pub fn detail(conn: &Connection, id: i64) -> rusqlite::Result<Option<DeliveryDet
     let Some((delivery, raw, received_at)) = found else {
         return Ok(None);
     };
+    Ok(Some(DeliveryDetail {
+        delivery,
+        attempts: attempts(conn, &[id])?.remove(&id).unwrap_or_default(),
+        raw: raw.into(),
+        received_at,
+    }))
+}
+
+/// The attempts of each of `deliveries`, oldest first.
+pub fn attempts(
+    conn: &Connection,
+    deliveries: &[i64],
+) -> rusqlite::Result<HashMap<i64, Vec<AttemptInfo>>> {
     let mut stmt = conn.prepare_cached(
         "SELECT attempt, started_at, duration_ms, status, excerpt, error
          FROM attempts WHERE delivery_id = ?1 ORDER BY id",
     )?;
-    let attempts = stmt
-        .query_map([id], |r| {
-            Ok(AttemptInfo {
-                attempt: r.get(0)?,
-                started_at: r.get(1)?,
-                duration_ms: r.get(2)?,
-                status: r.get(3)?,
-                excerpt: r.get(4)?,
-                error: r.get(5)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Some(DeliveryDetail {
-        delivery,
-        attempts,
-        raw: raw.into(),
-        received_at,
-    }))
+    let mut out = HashMap::with_capacity(deliveries.len());
+    for &id in deliveries {
+        let list = stmt
+            .query_map([id], |r| {
+                Ok(AttemptInfo {
+                    attempt: r.get(0)?,
+                    started_at: r.get(1)?,
+                    duration_ms: r.get(2)?,
+                    status: r.get(3)?,
+                    excerpt: r.get(4)?,
+                    error: r.get(5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        out.insert(id, list);
+    }
+    Ok(out)
 }
 
 const REPLAY: &str = "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?1,

@@ -1,18 +1,20 @@
 //! SQLite backend: one writer thread owns the connection and commits everything queued in one
 //! transaction (group commit), answering each request only after COMMIT; a second thread runs
-//! small passive WAL checkpoints so the writer never stalls on a large one.
+//! small passive WAL checkpoints so the writer never stalls on a large one; operator reads (the
+//! CLI's listings, the admin dashboard) use a read-only connection of their own.
 
 mod admin;
 
 use super::admin::{
-    ConversationQuery, ConversationRow, ConversationVersion, DeliveryDetail, DeliveryFilter,
-    DeliveryInfo, Erased, Overview, Purged, Replay, Retention,
+    AttemptInfo, ConversationQuery, ConversationRow, ConversationVersion, DeliveryDetail,
+    DeliveryFilter, DeliveryInfo, Erased, Overview, Purged, Replay, Retention,
 };
 use super::{
     now_ms, AttemptRecord, ClaimBatch, Claimed, Ingested, NewConversation, Next, Stats, StoreError,
 };
 use crate::smartsupp::Stored;
 use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -245,6 +247,14 @@ impl SqliteStore {
 
     pub async fn conversation(&self, key: String) -> Result<Vec<ConversationVersion>, StoreError> {
         self.read(move |conn| admin::conversation(conn, &key)).await
+    }
+
+    pub async fn attempts(
+        &self,
+        deliveries: Vec<i64>,
+    ) -> Result<HashMap<i64, Vec<AttemptInfo>>, StoreError> {
+        self.read(move |conn| admin::attempts(conn, &deliveries))
+            .await
     }
 
     pub async fn conversations(
