@@ -5,6 +5,9 @@ use std::time::{Duration, SystemTime};
 
 /// Longest response excerpt kept in the attempt log.
 pub const EXCERPT_CHARS: usize = 512;
+/// The most of a response body that is read; the rest is dropped unread, so a hostile or
+/// broken destination cannot exhaust memory with an endless answer.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// A response as a destination sees it.
 #[derive(Debug)]
@@ -15,7 +18,7 @@ pub struct Exchange {
     pub retry_after: Option<Duration>,
     /// Response headers.
     pub headers: reqwest::header::HeaderMap,
-    /// Response body as text.
+    /// Response body as text: at most [`MAX_RESPONSE_BYTES`] of it.
     pub body: String,
 }
 
@@ -53,13 +56,33 @@ pub async fn exchange(
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| parse_retry_after(v, SystemTime::now()));
-    let body = response.text().await.map_err(network_error)?;
+    let body = read_capped(response, MAX_RESPONSE_BYTES)
+        .await
+        .map_err(network_error)?;
     Ok(Exchange {
         status,
         retry_after,
         headers,
         body,
     })
+}
+
+/// Reads at most `cap` bytes of the body (as UTF-8, invalid sequences replaced) and drops the
+/// connection with the rest unread.
+async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<String, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = cap - body.len();
+        if chunk.len() >= room {
+            body.extend_from_slice(&chunk[..room]);
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// Sends `request` and classifies the outcome by status alone.
@@ -139,14 +162,19 @@ pub fn classify(
     }
 }
 
-/// `Retry-After` as delay seconds or an HTTP date (relative to `now`).
+/// `Retry-After` as delay seconds or an HTTP date (relative to `now`), at most
+/// [`MAX_WAIT`](crate::worker::backoff::MAX_WAIT): a destination cannot ask for a wait that
+/// overflows a clock.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    let wait = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => {
+            let at = httpdate::parse_http_date(value).ok()?;
+            at.duration_since(now).unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(wait.min(crate::worker::backoff::MAX_WAIT))
 }
 
 #[cfg(test)]
@@ -194,5 +222,9 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(
+            parse_retry_after("18446744073709551615", now),
+            Some(crate::worker::backoff::MAX_WAIT)
+        );
     }
 }

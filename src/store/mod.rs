@@ -99,6 +99,14 @@ pub struct Claimed {
     pub previous: Option<String>,
 }
 
+impl Claimed {
+    /// The number of the claim this is (the delivery's claim counter after it): what an
+    /// attempt under it gives [`Store::record`].
+    pub fn held(&self) -> i64 {
+        self.claims + 1
+    }
+}
+
 /// Deliveries reserved by one claim, and when the next one of that destination is due.
 #[derive(Debug, Clone, Default)]
 pub struct ClaimBatch {
@@ -228,16 +236,21 @@ impl Store {
     }
 
     /// Logs an attempt and moves the delivery to `next`; `result` replaces the stored result.
+    /// Only the holder of the latest claim may record: `claim` is [`Claimed::held`] of the claim
+    /// the attempt ran under. `Ok(false)` means the delivery was claimed again since (its lease
+    /// ran out and another attempt, perhaps on another instance, owns it now) and nothing was
+    /// written.
     pub async fn record(
         &self,
         delivery: i64,
+        claim: i64,
         attempt: AttemptRecord,
         next: Next,
         result: Option<String>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         match &*self.backend {
-            Backend::Sqlite(s) => s.record(delivery, attempt, next, result).await,
-            Backend::Postgres(p) => p.record(delivery, attempt, next, result).await,
+            Backend::Sqlite(s) => s.record(delivery, claim, attempt, next, result).await,
+            Backend::Postgres(p) => p.record(delivery, claim, attempt, next, result).await,
         }
     }
 

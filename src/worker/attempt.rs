@@ -1,45 +1,85 @@
-//! One attempt: build the context, let the destination deliver, decide what comes next, and
-//! record it.
+//! One attempt: build the context, let the destination deliver, decide what comes next; and
+//! recording the outcome under the claim the attempt ran with.
 
-use super::backoff;
+use super::decide::{decide, Decision, Health};
 use crate::destinations::{
     context_for, idempotency_key, Delivered, DeliveryError, Destination, Job, Progress,
 };
-use crate::metrics::{AttemptOutcome, Metrics};
 use crate::store::{now_ms, AttemptRecord, Claimed, Next, Store};
+use futures_util::FutureExt;
+use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
-use tokio::sync::OwnedSemaphorePermit;
 
-/// Attempts `claimed` once at `destination` and records the outcome. As soon as the
-/// destination has answered, `answered` hears how the attempt ended and `slot` (one of the
-/// destination's concurrent deliveries) is given back, before the outcome is committed.
+/// An attempt that has run: what was decided and what to record.
+#[derive(Debug)]
+pub struct Finished {
+    /// Next state, health and metric.
+    pub decision: Decision,
+    /// The attempt log entry.
+    pub record: AttemptRecord,
+    /// What the destination recorded of its progress (JSON).
+    pub result: Option<String>,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+/// Attempts `claimed` once at `destination` and decides the outcome; records nothing. A panic
+/// inside the destination is caught and becomes a failed attempt (retried on the schedule,
+/// saying nothing about the destination's health), so the delivery never stays leased.
 #[tracing::instrument(skip_all, fields(
-    conversation = %claimed.conversation.key,
+    conversation = %claimed.conversation.key.escape_debug(),
     version = claimed.conversation.version,
     destination = destination.name(),
     attempt = claimed.attempts + 1,
 ))]
 pub async fn attempt(
-    store: &Store,
     destination: &dyn Destination,
-    claimed: Claimed,
+    claimed: &Claimed,
     schedule: &[Duration],
-    metrics: &Metrics,
-    slot: OwnedSemaphorePermit,
-    answered: impl FnOnce(AttemptOutcome),
-) {
+) -> Finished {
     let started_at = now_ms();
     let clock = Instant::now();
     let progress = Progress::default();
-    let outcome = deliver(destination, &claimed, &progress).await;
+    let outcome = AssertUnwindSafe(deliver(destination, claimed, &progress))
+        .catch_unwind()
+        .await;
     let elapsed = clock.elapsed();
-    let attempts = claimed.attempts + 1;
+    let (outcome, panicked) = match outcome {
+        Ok(outcome) => (outcome, false),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            tracing::error!(panic = %what, "the attempt panicked; this is a bug in deskbridge");
+            let error = DeliveryError::Retryable {
+                reason: format!(
+                    "the attempt stopped on an internal error ({what}); it will be retried"
+                ),
+                status: None,
+                retry_after: None,
+                excerpt: None,
+            };
+            (Err(error), true)
+        }
+    };
+    let mut decision = decide(
+        &outcome,
+        claimed.attempts,
+        schedule,
+        now_ms(),
+        fastrand::f64(),
+    );
+    if panicked {
+        decision.health = Health::Unknown;
+    }
     let mut record = AttemptRecord {
         started_at,
-        duration_ms: elapsed.as_millis() as i64,
+        duration_ms: i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX),
         ..AttemptRecord::default()
     };
-    let (next, result, metric) = match outcome {
+    let result = match outcome {
         Ok(Delivered {
             status,
             excerpt,
@@ -48,61 +88,60 @@ pub async fn attempt(
             record.status = status;
             record.excerpt = excerpt;
             tracing::info!(status, "delivered");
-            (Next::Done, result, AttemptOutcome::Done)
+            result
         }
         Err(error) => {
             record.status = error.status();
             record.excerpt = error.excerpt().map(str::to_string);
             record.error = Some(error.to_string());
-            let delay = match &error {
-                DeliveryError::Retryable { retry_after, .. } => {
-                    backoff::next_delay(attempts, schedule, *retry_after, fastrand::f64())
-                }
-                DeliveryError::Deferred { wait, .. } => {
-                    tracing::warn!(error = %error, wait_ms = wait.as_millis() as u64, "not attempted; deferred");
-                    let at = now_ms() + wait.as_millis() as i64;
-                    answered(AttemptOutcome::Deferred);
-                    drop(slot);
-                    metrics.attempt(
-                        destination.name(),
-                        AttemptOutcome::Deferred,
-                        elapsed.as_secs_f64(),
-                    );
-                    record_or_warn(store, claimed.id, record, Next::Defer(at), progress.take())
-                        .await;
-                    return;
-                }
-                DeliveryError::Permanent { .. } => None,
-            };
-            match delay {
-                Some(wait) => {
-                    tracing::warn!(error = %error, retry_in_ms = wait.as_millis() as u64, "attempt failed; will retry");
-                    let at = now_ms() + wait.as_millis() as i64;
-                    (Next::Retry(at), progress.take(), AttemptOutcome::Retry)
-                }
-                None => {
-                    tracing::error!(error = %error, "delivery is dead; fix the cause and replay it");
-                    (Next::Dead, progress.take(), AttemptOutcome::Dead)
-                }
-            }
+            log_failure(&error, &decision);
+            progress.take()
         }
     };
-    answered(metric);
-    drop(slot);
-    metrics.attempt(destination.name(), metric, elapsed.as_secs_f64());
-    record_or_warn(store, claimed.id, record, next, result).await;
+    Finished {
+        decision,
+        record,
+        result,
+        elapsed,
+    }
 }
 
-async fn record_or_warn(
-    store: &Store,
-    id: i64,
-    record: AttemptRecord,
-    next: Next,
-    result: Option<String>,
-) {
-    if let Err(e) = store.record(id, record, next, result).await {
+fn log_failure(error: &DeliveryError, decision: &Decision) {
+    let in_ms = |at: i64| (at - now_ms()).max(0);
+    match decision.next {
+        Next::Defer(at) => {
+            tracing::warn!(error = %error, wait_ms = in_ms(at), "not attempted; deferred")
+        }
+        Next::Retry(at) => {
+            tracing::warn!(error = %error, retry_in_ms = in_ms(at), "attempt failed; will retry")
+        }
+        Next::Dead | Next::Done => {
+            tracing::error!(error = %error, "delivery is dead; fix the cause and replay it")
+        }
+    }
+}
+
+/// Records `finished` for delivery `id` under claim number `claim`. A claim that is no longer
+/// held (the lease ran out and the delivery was claimed again) writes nothing: the newer claim
+/// owns the delivery and records its own attempt.
+pub async fn record(store: &Store, id: i64, claim: i64, finished: Finished) {
+    match store
+        .record(
+            id,
+            claim,
+            finished.record,
+            finished.decision.next,
+            finished.result,
+        )
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            delivery = id,
+            "the attempt outlived its lease and the delivery was claimed again; its outcome is not recorded"
+        ),
         // The lease runs out and the delivery is attempted again: at least once, never lost.
-        tracing::error!(error = %e, "cannot record the attempt; the delivery will be retried when its lease ends");
+        Err(e) => tracing::error!(error = %e, "cannot record the attempt; the delivery will be retried when its lease ends"),
     }
 }
 
@@ -130,4 +169,52 @@ async fn deliver(
         progress,
     };
     destination.deliver(&job).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::destinations::{BoxFuture, Request};
+    use crate::render::RenderError;
+    use crate::smartsupp::Stored;
+
+    struct Panicking;
+
+    impl Destination for Panicking {
+        fn name(&self) -> &str {
+            "panicking"
+        }
+        fn requests(&self, _: &Job<'_>) -> Result<Vec<Request>, RenderError> {
+            Ok(Vec::new())
+        }
+        fn deliver<'a>(
+            &'a self,
+            _: &'a Job<'a>,
+        ) -> BoxFuture<'a, Result<Delivered, DeliveryError>> {
+            Box::pin(async { panic!("a bug") })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_attempt_becomes_a_retry_that_says_nothing_about_health() {
+        let claimed = Claimed {
+            id: 1,
+            destination: "panicking".into(),
+            attempts: 0,
+            claims: 0,
+            conversation: Stored {
+                key: "1-1".into(),
+                version: 1,
+                received_at: 0,
+            },
+            raw: bytes::Bytes::from_static(br#"{"accountId":1,"channel":{"id":1}}"#),
+            result: None,
+            previous: None,
+        };
+        let finished = attempt(&Panicking, &claimed, &[Duration::from_secs(10)]).await;
+        assert!(matches!(finished.decision.next, Next::Retry(_)));
+        assert_eq!(finished.decision.health, Health::Unknown);
+        let error = finished.record.error.unwrap_or_default();
+        assert!(error.contains("a bug"), "{error}");
+    }
 }

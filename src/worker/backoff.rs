@@ -3,6 +3,16 @@
 
 use std::time::Duration;
 
+/// The longest any delivery waits for its next attempt, whatever a schedule step, a
+/// `Retry-After` or a deferral asks for.
+pub const MAX_WAIT: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The epoch ms `wait` after `now_ms`, with `wait` clamped to [`MAX_WAIT`].
+pub fn due_at(now_ms: i64, wait: Duration) -> i64 {
+    let ms = wait.min(MAX_WAIT).as_millis();
+    now_ms.saturating_add(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
 /// Largest share added to a scheduled wait, so retries of many deliveries spread out.
 pub const JITTER: f64 = 0.1;
 
@@ -49,6 +59,16 @@ mod tests {
         let schedule = s(&[100]);
         let most = next_delay(1, &schedule, None, 0.999).unwrap();
         assert!(most >= Duration::from_secs(100) && most <= Duration::from_secs(110));
+    }
+
+    #[test]
+    fn due_times_are_clamped_and_never_overflow() {
+        assert_eq!(due_at(1_000, Duration::from_secs(2)), 3_000);
+        let most = MAX_WAIT.as_millis() as i64;
+        assert_eq!(due_at(1_000, Duration::MAX), 1_000 + most);
+        assert_eq!(due_at(i64::MAX - 1, Duration::from_secs(1)), i64::MAX);
+        let huge = next_delay(1, &s(&[1]), Some(Duration::from_secs(u64::MAX)), 0.9).unwrap();
+        assert_eq!(due_at(0, huge), most);
     }
 
     #[test]

@@ -1,6 +1,9 @@
-//! The circuit breaker of one destination: a run of failed attempts pauses it, a probe after a
-//! cool-down tests it, and a success resumes it. Pure state, driven by the lane.
+//! The circuit breaker of one destination: a run of outages pauses it, a probe after a
+//! cool-down tests it, and a success resumes it. A small state machine that every attempt
+//! outcome moves ([`Health`]); answers that say nothing about the destination (a refusal of
+//! one conversation, a deferral) never pause it. Pure state, driven by the lane.
 
+pub use super::decide::Health;
 use crate::config::BreakerSettings;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -54,7 +57,7 @@ pub enum Admit {
     WaitUntil(Instant),
 }
 
-/// A run of failures, a cool-down and a probe.
+/// A run of outages, a cool-down and a probe.
 #[derive(Debug)]
 pub struct Breaker {
     threshold: u32,
@@ -62,6 +65,7 @@ pub struct Breaker {
     failures: u32,
     state: State,
     opened_at: Instant,
+    /// Whether the probe of the half-open state is in flight.
     probing: bool,
 }
 
@@ -90,52 +94,66 @@ impl Breaker {
     pub fn admit(&mut self, now: Instant) -> (Admit, Option<State>) {
         match self.state {
             State::Closed => (Admit::Any, None),
-            State::Open if now < self.opened_at + self.cool_down => {
-                (Admit::WaitUntil(self.opened_at + self.cool_down), None)
-            }
-            State::Open => {
-                self.state = State::HalfOpen;
-                self.probing = false;
-                (Admit::Probe, Some(State::HalfOpen))
-            }
+            State::Open => match self.opened_at.checked_add(self.cool_down) {
+                Some(until) if now < until => (Admit::WaitUntil(until), None),
+                _ => {
+                    self.state = State::HalfOpen;
+                    self.probing = false;
+                    (Admit::Probe, Some(State::HalfOpen))
+                }
+            },
             State::HalfOpen if self.probing => (Admit::WaitUntil(now + PROBE_POLL), None),
             State::HalfOpen => (Admit::Probe, None),
         }
     }
 
-    /// The probe was claimed and started.
+    /// The probe was claimed and started: nothing more is claimed until its outcome.
     pub fn probe_started(&mut self) {
         if self.state == State::HalfOpen {
             self.probing = true;
         }
     }
 
-    /// Records an attempt's outcome; the new state when it changed.
-    pub fn record(&mut self, success: bool, now: Instant) -> Option<State> {
-        if success {
-            self.failures = 0;
+    /// Moves on the outcome of an attempt (`probe`: whether it was the half-open state's
+    /// probe); the new state when it changed. Every outcome of a probe ends the probe: an
+    /// answer that says nothing about the destination (a deferral, a refusal of one
+    /// conversation, a panic) lets the next delivery probe instead.
+    pub fn record(&mut self, health: Health, probe: bool, now: Instant) -> Option<State> {
+        if probe {
             self.probing = false;
-            return (self.state != State::Closed).then(|| {
+        }
+        match (health, self.state) {
+            (Health::Up, State::Closed) => {
+                self.failures = 0;
+                None
+            }
+            (Health::Up, State::Open | State::HalfOpen) => {
+                self.failures = 0;
                 self.state = State::Closed;
-                State::Closed
-            });
+                Some(State::Closed)
+            }
+            (Health::Down, State::Closed) => {
+                self.failures = self.failures.saturating_add(1);
+                (self.threshold > 0 && self.failures >= self.threshold).then(|| self.open(now))
+            }
+            // Only the probe's outage re-opens; a late outcome of an attempt that started
+            // before the pause says nothing new.
+            (Health::Down, State::HalfOpen) if probe => {
+                self.failures = self.failures.saturating_add(1);
+                Some(self.open(now))
+            }
+            (Health::Down, _) | (Health::Unknown, _) => None,
         }
-        self.failures += 1;
-        let trips = match self.state {
-            State::Closed => self.threshold > 0 && self.failures >= self.threshold,
-            State::HalfOpen => true,
-            State::Open => false,
-        };
-        if !trips {
-            return None;
-        }
+    }
+
+    fn open(&mut self, now: Instant) -> State {
         self.state = State::Open;
         self.opened_at = now;
         self.probing = false;
-        Some(State::Open)
+        State::Open
     }
 
-    /// Failed attempts in a row.
+    /// Outages in a row.
     pub fn failures(&self) -> u32 {
         self.failures
     }
@@ -153,15 +171,28 @@ mod tests {
         })
     }
 
+    fn opened(t: Instant) -> Breaker {
+        let mut b = breaker();
+        for _ in 0..3 {
+            b.record(Health::Down, false, t);
+        }
+        assert_eq!(b.state(), State::Open);
+        b
+    }
+
     #[tokio::test(start_paused = true)]
     async fn opens_after_a_run_probes_after_the_cool_down_and_closes_on_success() {
         let mut b = breaker();
         let t = Instant::now();
-        assert_eq!(b.record(false, t), None);
-        assert_eq!(b.record(true, t), None, "a success resets the run");
-        assert_eq!(b.record(false, t), None);
-        assert_eq!(b.record(false, t), None);
-        assert_eq!(b.record(false, t), Some(State::Open));
+        assert_eq!(b.record(Health::Down, false, t), None);
+        assert_eq!(
+            b.record(Health::Up, false, t),
+            None,
+            "a success resets the run"
+        );
+        assert_eq!(b.record(Health::Down, false, t), None);
+        assert_eq!(b.record(Health::Down, false, t), None);
+        assert_eq!(b.record(Health::Down, false, t), Some(State::Open));
         assert_eq!(
             b.admit(t + Duration::from_secs(10)).0,
             Admit::WaitUntil(t + Duration::from_secs(30))
@@ -176,7 +207,7 @@ mod tests {
             Admit::WaitUntil(_)
         ));
         assert_eq!(
-            b.record(true, t + Duration::from_secs(32)),
+            b.record(Health::Up, true, t + Duration::from_secs(32)),
             Some(State::Closed)
         );
         assert_eq!(b.admit(t + Duration::from_secs(33)).0, Admit::Any);
@@ -184,19 +215,132 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_failed_probe_pauses_again() {
-        let mut b = breaker();
         let t = Instant::now();
-        for _ in 0..3 {
-            b.record(false, t);
-        }
+        let mut b = opened(t);
         let later = t + Duration::from_secs(30);
         b.admit(later);
         b.probe_started();
-        assert_eq!(b.record(false, later), Some(State::Open));
+        assert_eq!(b.record(Health::Down, true, later), Some(State::Open));
         assert_eq!(
             b.admit(later + Duration::from_secs(1)).0,
             Admit::WaitUntil(later + Duration::from_secs(30))
         );
+    }
+
+    /// Each row: the state reached, one outcome, and what the breaker does with it.
+    #[tokio::test(start_paused = true)]
+    async fn every_outcome_moves_the_breaker() {
+        let t = Instant::now();
+        let probe_at = t + Duration::from_secs(30);
+        let closed = |_: Instant| breaker();
+        let open = |t: Instant| opened(t);
+        let probing = |t: Instant| {
+            let mut b = opened(t);
+            b.admit(t + Duration::from_secs(30));
+            b.probe_started();
+            b
+        };
+        type Make = dyn Fn(Instant) -> Breaker;
+        /// What was, what came (health, whether it was the probe), what follows.
+        type Row<'a> = (&'a str, &'a Make, Health, bool, Option<State>, State, Admit);
+        let cases: [Row; 9] = [
+            (
+                "closed, refusal of one conversation",
+                &closed,
+                Health::Unknown,
+                false,
+                None,
+                State::Closed,
+                Admit::Any,
+            ),
+            (
+                "closed, outage",
+                &closed,
+                Health::Down,
+                false,
+                None,
+                State::Closed,
+                Admit::Any,
+            ),
+            (
+                "open, late success",
+                &open,
+                Health::Up,
+                false,
+                Some(State::Closed),
+                State::Closed,
+                Admit::Any,
+            ),
+            (
+                "open, late outage",
+                &open,
+                Health::Down,
+                false,
+                None,
+                State::Open,
+                Admit::Probe,
+            ),
+            (
+                "probing, probe deferred",
+                &probing,
+                Health::Unknown,
+                true,
+                None,
+                State::HalfOpen,
+                Admit::Probe,
+            ),
+            (
+                "probing, probe refused one conversation",
+                &probing,
+                Health::Unknown,
+                true,
+                None,
+                State::HalfOpen,
+                Admit::Probe,
+            ),
+            (
+                "probing, probe down",
+                &probing,
+                Health::Down,
+                true,
+                Some(State::Open),
+                State::Open,
+                Admit::WaitUntil(probe_at + Duration::from_secs(30)),
+            ),
+            (
+                "probing, probe up",
+                &probing,
+                Health::Up,
+                true,
+                Some(State::Closed),
+                State::Closed,
+                Admit::Any,
+            ),
+            (
+                "probing, late outage of an earlier attempt",
+                &probing,
+                Health::Down,
+                false,
+                None,
+                State::HalfOpen,
+                Admit::WaitUntil(probe_at + PROBE_POLL),
+            ),
+        ];
+        for (what, make, health, probe, changed, state, admit) in cases {
+            let mut b = make(t);
+            assert_eq!(b.record(health, probe, probe_at), changed, "{what}");
+            assert_eq!(b.state(), state, "{what}");
+            assert_eq!(b.admit(probe_at).0, admit, "{what}");
+        }
+    }
+
+    #[test]
+    fn refusals_of_single_conversations_never_pause() {
+        let mut b = breaker();
+        for _ in 0..100 {
+            assert_eq!(b.record(Health::Unknown, false, Instant::now()), None);
+        }
+        assert_eq!(b.state(), State::Closed);
     }
 
     #[test]
@@ -206,7 +350,7 @@ mod tests {
             cool_down: HumanDuration(Duration::from_secs(1)),
         });
         for _ in 0..100 {
-            assert_eq!(b.record(false, Instant::now()), None);
+            assert_eq!(b.record(Health::Down, false, Instant::now()), None);
         }
     }
 }

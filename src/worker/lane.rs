@@ -1,19 +1,20 @@
 //! A destination's lane: claim what is due (nothing while its breaker has it paused, one probe
 //! after the cool-down), start attempts within the concurrency limit and the pacing, sleep
-//! until the next due time or a wake-up, and drain on shutdown.
+//! until the next due time or a wake-up, and drain on shutdown: claimed deliveries not yet
+//! started are released at once, attempts in flight get the grace period.
 
 use super::alerts::Alerts;
+use super::attempt::{attempt, record};
 use super::breaker::{Admit, Breaker, State};
-use super::{attempt::attempt, LaneSettings};
+use super::LaneSettings;
 use crate::destinations::pacing::Pacer;
 use crate::destinations::Destination;
-use crate::metrics::AttemptOutcome;
 use crate::metrics::Metrics;
 use crate::store::{now_ms, Store};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 
 /// Longest sleep without a look at the store (another instance may have added work).
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -36,13 +37,18 @@ pub struct Lane {
     pub alerts: Option<Alerts>,
 }
 
+/// Deliveries this lane is attempting, with the number of the latest claim on each: an
+/// attempt records under that claim, even when the lane claimed the delivery again (its lease
+/// ran out) while the attempt was still running.
+type InFlight = Mutex<HashMap<i64, i64>>;
+
 impl Lane {
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let lane = Arc::new(self);
         let workers = lane.settings.workers;
         let slots = Arc::new(Semaphore::new(workers));
         let tasks = Arc::new(Semaphore::new(workers * TASKS_PER_SLOT));
-        let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
+        let in_flight: Arc<InFlight> = Arc::default();
         let name = lane.destination.name().to_string();
         while !*stop.borrow() {
             let free = slots.available_permits();
@@ -89,62 +95,58 @@ impl Lane {
                 sleep_or_stop(wait, &lane.wake, &mut stop).await;
                 continue;
             }
-            if admit == Admit::Probe && !batch.deliveries.is_empty() {
+            let probe = admit == Admit::Probe;
+            if probe {
                 lock(&lane.breaker).probe_started();
             }
             let mut claimed_ahead = batch.deliveries.into_iter();
             while let Some(claimed) = claimed_ahead.next() {
-                if let Some(pacer) = &lane.pacer {
-                    pacer.acquire().await;
-                }
-                // A lease that ran out while its attempt still runs must not start a second one.
-                if lock(&in_flight).contains(&claimed.id) {
+                // A lease that ran out while its attempt still runs must not start a second
+                // one; the running attempt records under the new claim.
+                if let Some(held) = lock(&in_flight).get_mut(&claimed.id) {
+                    *held = claimed.held();
                     continue;
                 }
-                let (Ok(task), Ok(slot)) = (
-                    tasks.clone().acquire_owned().await,
-                    slots.clone().acquire_owned().await,
-                ) else {
-                    break;
+                let permits = tokio::select! {
+                    biased;
+                    _ = stop.changed() => None,
+                    permits = lane.permits(&tasks, &slots) => permits,
                 };
-                // Paused while this one waited for a slot: give it and the rest back.
-                if lock(&lane.breaker).state() == State::Open {
+                let paused = lock(&lane.breaker).state() == State::Open;
+                let (Some((task, slot)), false, false) = (permits, paused, *stop.borrow()) else {
+                    // Stopping, or paused while this one waited for a slot: give it and the
+                    // rest back at once rather than start them.
                     let ids: Vec<i64> = std::iter::once(claimed.id)
                         .chain(claimed_ahead.map(|c| c.id))
                         .collect();
-                    if let Err(e) = lane.store.release(ids).await {
-                        tracing::warn!(error = %e, "cannot release claimed deliveries; their leases will expire");
-                    }
+                    lane.release(ids).await;
                     break;
-                }
-                lock(&in_flight).insert(claimed.id);
+                };
+                lock(&in_flight).insert(claimed.id, claimed.held());
                 let lane = lane.clone();
                 let in_flight = in_flight.clone();
                 tokio::spawn(async move {
                     let id = claimed.id;
+                    let finished =
+                        attempt(lane.destination.as_ref(), &claimed, &lane.settings.schedule).await;
                     // The breaker hears the outcome before the slot is free again, so a
                     // delivery claimed ahead sees a pause at once.
-                    let answered = |outcome: AttemptOutcome| {
-                        if outcome == AttemptOutcome::Deferred {
-                            return;
-                        }
-                        let success = outcome == AttemptOutcome::Done;
-                        let changed =
-                            lock(&lane.breaker).record(success, tokio::time::Instant::now());
-                        if let Some(state) = changed {
-                            lane.announce(state);
-                        }
-                    };
-                    attempt(
-                        &lane.store,
-                        lane.destination.as_ref(),
-                        claimed,
-                        &lane.settings.schedule,
-                        &lane.metrics,
-                        slot,
-                        answered,
-                    )
-                    .await;
+                    let changed = lock(&lane.breaker).record(
+                        finished.decision.health,
+                        probe,
+                        tokio::time::Instant::now(),
+                    );
+                    if let Some(state) = changed {
+                        lane.announce(state);
+                    }
+                    drop(slot);
+                    lane.metrics.attempt(
+                        lane.destination.name(),
+                        finished.decision.outcome,
+                        finished.elapsed.as_secs_f64(),
+                    );
+                    let held = lock(&in_flight).get(&id).copied().unwrap_or(claimed.held());
+                    record(&lane.store, id, held, finished).await;
                     lock(&in_flight).remove(&id);
                     drop(task);
                     lane.wake.notify_one();
@@ -153,6 +155,27 @@ impl Lane {
         }
         lane.drain(&tasks, workers * TASKS_PER_SLOT, &in_flight)
             .await;
+    }
+
+    /// A task and a delivery slot, or `None` when the semaphores are closed.
+    async fn permits(
+        &self,
+        tasks: &Arc<Semaphore>,
+        slots: &Arc<Semaphore>,
+    ) -> Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)> {
+        if let Some(pacer) = &self.pacer {
+            pacer.acquire().await;
+        }
+        let task = tasks.clone().acquire_owned().await.ok()?;
+        let slot = slots.clone().acquire_owned().await.ok()?;
+        Some((task, slot))
+    }
+
+    /// Makes claimed deliveries that were not started due again now.
+    async fn release(&self, ids: Vec<i64>) {
+        if let Err(e) = self.store.release(ids).await {
+            tracing::warn!(error = %e, "cannot release claimed deliveries; their leases will expire");
+        }
     }
 
     /// Logs a breaker transition, exports it and posts it to the alert webhook.
@@ -179,14 +202,14 @@ impl Lane {
 
     /// Waits for in-flight attempts; releases the leases of those that outlive the grace
     /// (and of claimed deliveries that never started).
-    async fn drain(&self, tasks: &Semaphore, all: usize, in_flight: &Mutex<HashSet<i64>>) {
+    async fn drain(&self, tasks: &Semaphore, all: usize, in_flight: &InFlight) {
         let finished =
             tokio::time::timeout(self.settings.shutdown_grace, tasks.acquire_many(all as u32))
                 .await;
         if finished.is_ok() {
             return;
         }
-        let unfinished: Vec<i64> = lock(in_flight).iter().copied().collect();
+        let unfinished: Vec<i64> = lock(in_flight).keys().copied().collect();
         if unfinished.is_empty() {
             return;
         }

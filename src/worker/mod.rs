@@ -7,6 +7,7 @@ mod alerts;
 mod attempt;
 pub mod backoff;
 pub mod breaker;
+pub mod decide;
 mod lane;
 
 use crate::config::DeliverySettings;
@@ -77,7 +78,6 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts one lane per destination.
     /// Starts one lane per destination, with the destination's own concurrency, pacing and
     /// breaker from `config`.
     pub fn start(

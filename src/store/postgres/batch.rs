@@ -46,19 +46,25 @@ const INGEST_MANY: &str = "WITH input AS (
      )
      SELECT n, version FROM numbered";
 
-/// Logs an attempt and moves its delivery on.
-const RECORD: &str = "WITH logged AS (
+/// Logs an attempt and moves its delivery on, only while the claim it ran under (`$12`, the
+/// claim counter it set) is the latest: an attempt that outlived its lease, while another
+/// instance claimed the delivery again, writes nothing over the newer claim.
+const RECORD: &str = "WITH held AS (
+         SELECT id, attempts FROM deliveries WHERE id = $1 AND claims = $12 FOR UPDATE
+     ), logged AS (
          INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, status, excerpt, error)
-         SELECT id, attempts + 1, $2, $3, $4, $5, $6 FROM deliveries WHERE id = $1
+         SELECT id, attempts + 1, $2, $3, $4, $5, $6 FROM held
      )
      UPDATE deliveries SET attempts = attempts + $7, state = $8,
          next_attempt_at = COALESCE($9, next_attempt_at), lease_until = NULL,
          last_error = $6, result = COALESCE($10, result), updated_at = $11
-     WHERE id = $1";
+     WHERE id = $1 AND claims = $12";
 
 /// An attempt outcome to commit.
 pub struct Record {
     pub delivery: i64,
+    /// The claim number the attempt ran under.
+    pub claim: i64,
     pub attempt: AttemptRecord,
     pub next: Next,
     pub result: Option<String>,
@@ -71,7 +77,8 @@ pub enum Job {
         NewConversation,
         oneshot::Sender<Result<Option<i64>, StoreError>>,
     ),
-    Record(Record, oneshot::Sender<Result<(), StoreError>>),
+    /// Answers whether the claim was still held (and the attempt written).
+    Record(Record, oneshot::Sender<Result<bool, StoreError>>),
 }
 
 /// Starts `writers` tasks that commit queued jobs; returns the queue.
@@ -103,7 +110,8 @@ pub fn start(pool: Pool, writers: usize) -> mpsc::Sender<Job> {
 
 enum Outcome {
     Ingested(Option<i64>),
-    Recorded,
+    /// Whether the attempt was written (its claim still held).
+    Recorded(bool),
 }
 
 /// The order in which a batch takes row locks: by conversation key, then delivery id. Two
@@ -125,12 +133,16 @@ async fn commit(pool: &Pool, mut batch: Vec<Job>) {
             Job::Ingest(_, reply) => {
                 let _ = reply.send(match result {
                     Ok(Outcome::Ingested(v)) => Ok(*v),
-                    Ok(Outcome::Recorded) => Err(unavailable("mismatched answer")),
+                    Ok(Outcome::Recorded(_)) => Err(unavailable("mismatched answer")),
                     Err(e) => Err(e.clone()),
                 });
             }
             Job::Record(_, reply) => {
-                let _ = reply.send(result.map(|_| ()).map_err(Clone::clone));
+                let _ = reply.send(match result {
+                    Ok(Outcome::Recorded(written)) => Ok(*written),
+                    Ok(Outcome::Ingested(_)) => Err(unavailable("mismatched answer")),
+                    Err(e) => Err(e.clone()),
+                });
             }
         }
     }
@@ -143,7 +155,7 @@ async fn run(pool: &Pool, batch: &[Job]) -> Result<Vec<Outcome>, StoreError> {
         .iter()
         .map(|job| match job {
             Job::Ingest(..) => Outcome::Ingested(None),
-            Job::Record(..) => Outcome::Recorded,
+            Job::Record(..) => Outcome::Recorded(false),
         })
         .collect();
 
@@ -216,37 +228,41 @@ async fn run(pool: &Pool, batch: &[Job]) -> Result<Vec<Outcome>, StoreError> {
 
     // Attempt records, pipelined on the same connection.
     let record = tx.prepare_cached(RECORD).await.map_err(failed)?;
-    let records = batch.iter().filter_map(|job| match job {
-        Job::Record(r, _) => Some(r),
+    let records = batch.iter().enumerate().filter_map(|(i, job)| match job {
+        Job::Record(r, _) => Some((i, r)),
         Job::Ingest(..) => None,
     });
-    let statements = records.map(|r| {
+    let statements = records.map(|(i, r)| {
         let (tx, record) = (&tx, &record);
         async move {
             let (state, due, counted) = r.next.columns();
             let a = &r.attempt;
             let status = a.status.map(i32::from);
-            tx.execute(
-                record,
-                &[
-                    &r.delivery,
-                    &a.started_at,
-                    &a.duration_ms,
-                    &status,
-                    &a.excerpt,
-                    &a.error,
-                    &counted,
-                    &state,
-                    &due,
-                    &r.result,
-                    &crate::store::now_ms(),
-                ],
-            )
-            .await
+            let claim = i32::try_from(r.claim).unwrap_or(i32::MAX);
+            let written = tx
+                .execute(
+                    record,
+                    &[
+                        &r.delivery,
+                        &a.started_at,
+                        &a.duration_ms,
+                        &status,
+                        &a.excerpt,
+                        &a.error,
+                        &counted,
+                        &state,
+                        &due,
+                        &r.result,
+                        &crate::store::now_ms(),
+                        &claim,
+                    ],
+                )
+                .await;
+            (i, written)
         }
     });
-    for result in join_all(statements).await {
-        result.map_err(failed)?;
+    for (i, written) in join_all(statements).await {
+        outcomes[i] = Outcome::Recorded(written.map_err(failed)? > 0);
     }
     tx.commit().await.map_err(failed)?;
     Ok(outcomes)

@@ -235,13 +235,15 @@ impl PgStore {
     pub async fn record(
         &self,
         delivery: i64,
+        claim: i64,
         attempt: AttemptRecord,
         next: Next,
         result: Option<String>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let (reply, answer) = oneshot::channel();
         let record = batch::Record {
             delivery,
+            claim,
             attempt,
             next,
             result,

@@ -184,12 +184,15 @@ impl SqliteStore {
     pub async fn record(
         &self,
         delivery: i64,
+        claim: i64,
         attempt: AttemptRecord,
         next: Next,
         result: Option<String>,
-    ) -> Result<(), StoreError> {
-        self.run(move |conn| record(conn, delivery, &attempt, next, result).map_err(unavailable))
-            .await
+    ) -> Result<bool, StoreError> {
+        self.run(move |conn| {
+            record(conn, delivery, claim, &attempt, next, result).map_err(unavailable)
+        })
+        .await
     }
 
     pub async fn release(&self, ids: Vec<i64>) -> Result<usize, StoreError> {
@@ -454,25 +457,33 @@ fn claim(
     })
 }
 
+/// Records an attempt made under claim number `claim`; nothing when the delivery was claimed
+/// again since.
 fn record(
     conn: &Connection,
     delivery: i64,
+    claim: i64,
     a: &AttemptRecord,
     next: Next,
     result: Option<String>,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, status, excerpt, error)
-         SELECT id, attempts + 1, ?2, ?3, ?4, ?5, ?6 FROM deliveries WHERE id = ?1",
-    )?
-    .execute(params![
-        delivery,
-        a.started_at,
-        a.duration_ms,
-        a.status,
-        a.excerpt,
-        a.error
-    ])?;
+) -> rusqlite::Result<bool> {
+    let logged = conn
+        .prepare_cached(
+            "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, status, excerpt, error)
+             SELECT id, attempts + 1, ?2, ?3, ?4, ?5, ?6 FROM deliveries WHERE id = ?1 AND claims = ?7",
+        )?
+        .execute(params![
+            delivery,
+            a.started_at,
+            a.duration_ms,
+            a.status,
+            a.excerpt,
+            a.error,
+            claim
+        ])?;
+    if logged == 0 {
+        return Ok(false);
+    }
     let (state, due, counted) = next.columns();
     conn.prepare_cached(
         "UPDATE deliveries SET attempts = attempts + ?7, state = ?2,
@@ -489,7 +500,7 @@ fn record(
         now_ms(),
         counted
     ])?;
-    Ok(())
+    Ok(true)
 }
 
 fn release(conn: &Connection, ids: &[i64]) -> rusqlite::Result<usize> {

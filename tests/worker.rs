@@ -1,0 +1,314 @@
+//! The worker's decisions end to end: refusals of single conversations never pause a
+//! destination, a deferred probe does not stall its lane, an absurd `Retry-After` is clamped
+//! instead of stopping the attempt, shutdown hands back what was claimed but not started, and
+//! only the latest claim on a delivery may record its outcome (both backends).
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+mod common;
+
+use common::{
+    attempts, conversation, count, deliveries, eventually, requests_at, Db, TestApp, TestConfig,
+};
+use deskbridge::store::{AttemptRecord, Next, Store};
+use serde_json::json;
+use std::time::Duration;
+use wiremock::matchers::{body_string_contains, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn webhook(mock: &MockServer, extra: &str) -> TestConfig {
+    TestConfig::with_destinations(&format!(
+        "  archive:\n    kind: webhook\n    url: \"{}/in\"\n{extra}",
+        mock.uri()
+    ))
+}
+
+#[tokio::test]
+async fn refusals_of_single_conversations_never_pause_the_destination() {
+    let mock = MockServer::start().await;
+    // Conversations with an odd channel id are refused as invalid, the others accepted.
+    for odd in [1, 3, 5, 7] {
+        Mock::given(method("POST"))
+            .and(body_string_contains(format!("\"id\":{odd},")))
+            .respond_with(ResponseTemplate::new(422).set_body_string("email is invalid"))
+            .with_priority(1)
+            .mount(&mock)
+            .await;
+    }
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&mock)
+        .await;
+    let app = TestApp::spawn(webhook(
+        &mock,
+        "    concurrency: 1\n    breaker: { failures: 2, cool_down: \"1h\" }\n",
+    ))
+    .await;
+    for id in 1..=8 {
+        assert_eq!(
+            app.post_hook(conversation(id).to_string()).await.status(),
+            200
+        );
+    }
+    eventually(
+        "every delivery decided",
+        Duration::from_secs(15),
+        || async {
+            deliveries(&app.db())
+                .iter()
+                .all(|d| d.state == "done" || d.state == "dead")
+        },
+    )
+    .await;
+    let rows = deliveries(&app.db());
+    assert_eq!(
+        rows.iter().filter(|d| d.state == "dead").count(),
+        4,
+        "{rows:?}"
+    );
+    assert_eq!(
+        rows.iter().filter(|d| d.state == "done").count(),
+        4,
+        "{rows:?}"
+    );
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("deskbridge_destination_state{destination=\"archive\"} 0"),
+        "422s say nothing about the destination's health:\n{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn unauthorised_answers_pause_the_destination() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&mock)
+        .await;
+    let app = TestApp::spawn(webhook(
+        &mock,
+        "    concurrency: 1\n    breaker: { failures: 2, cool_down: \"1h\" }\n",
+    ))
+    .await;
+    for id in 1..=4 {
+        app.post_hook(conversation(id).to_string()).await;
+    }
+    eventually(
+        "the destination paused",
+        Duration::from_secs(10),
+        || async {
+            app.metrics()
+                .await
+                .contains("deskbridge_destination_state{destination=\"archive\"} 1")
+        },
+    )
+    .await;
+    assert_eq!(
+        mock.received_requests().await.unwrap().len(),
+        2,
+        "no request passes a 401: two refusals pause the rest"
+    );
+}
+
+const V: &str = "/crm/objects/2026-03";
+
+#[tokio::test]
+async fn a_deferred_probe_lets_the_next_probe_run() {
+    let mock = MockServer::start().await;
+    // An outage pauses the destination; its probe meets the daily quota (parked 1 s); then
+    // HubSpot answers again.
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&mock)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "1")
+                .set_body_json(json!({"status": "error", "message": "You have reached your daily limit.", "policyName": "DAILY"})),
+        )
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(&mock)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("{V}/contacts/batch/upsert")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"status": "COMPLETE", "results": [{"id": "501", "new": true, "properties": {}}]}),
+        ))
+        .with_priority(3)
+        .mount(&mock)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({"id": "601", "properties": {}})),
+        )
+        .with_priority(4)
+        .mount(&mock)
+        .await;
+    let app = TestApp::spawn(TestConfig::with_destinations(&format!(
+        "  crm:\n    kind: hubspot\n    base_url: \"{}\"\n    access_token: \"pat-test-1\"\n    breaker: {{ failures: 1, cool_down: \"200ms\" }}\n",
+        mock.uri()
+    )))
+    .await;
+    app.post_hook(conversation(1).to_string()).await;
+    eventually(
+        "delivered after the deferred probe",
+        Duration::from_secs(15),
+        || async { deliveries(&app.db()).iter().all(|d| d.state == "done") },
+    )
+    .await;
+    let rows = deliveries(&app.db());
+    let log = attempts(&app.db(), rows[0].id);
+    assert_eq!(log.len(), 3, "503, deferred, delivered: {log:?}");
+}
+
+#[tokio::test]
+async fn an_absurd_retry_after_is_clamped_and_the_attempt_recorded() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(429).insert_header("retry-after", "18446744073709551615"),
+        )
+        .mount(&mock)
+        .await;
+    let app = TestApp::spawn(TestConfig::with_destinations(&format!(
+        "  helpdesk:\n    kind: zendesk\n    base_url: \"{}\"\n    email: \"agent@acme.example\"\n    api_token: \"tok-123\"\n",
+        mock.uri()
+    )))
+    .await;
+    let before = deskbridge::store::now_ms();
+    app.post_hook(conversation(1).to_string()).await;
+    eventually("the 429 recorded", Duration::from_secs(10), || async {
+        let rows = deliveries(&app.db());
+        !rows.is_empty() && !attempts(&app.db(), rows[0].id).is_empty()
+    })
+    .await;
+    let rows = deliveries(&app.db());
+    assert_eq!((rows[0].state.as_str(), rows[0].attempts), ("pending", 1));
+    let due = count(
+        &app.db(),
+        "SELECT next_attempt_at FROM deliveries WHERE lease_until IS NULL",
+    );
+    let month = 30 * 24 * 3600 * 1000;
+    assert!(
+        due >= before + month - 60_000 && due <= deskbridge::store::now_ms() + month,
+        "due in 30 days at most: {due}"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_releases_deliveries_claimed_but_not_started() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(1500)))
+        .mount(&mock)
+        .await;
+    let app = TestApp::spawn(webhook(&mock, "    concurrency: 1\n")).await;
+    for id in 1..=3 {
+        app.post_hook(conversation(id).to_string()).await;
+    }
+    // One in flight, the rest claimed ahead and waiting for the slot.
+    requests_at(&mock, 1).await;
+    let db = app.db();
+    let _dir = app.stop().await;
+    assert_eq!(
+        mock.received_requests().await.unwrap().len(),
+        1,
+        "nothing claimed ahead was started after the stop"
+    );
+    let rows = deliveries(&db);
+    assert_eq!(
+        rows.iter().filter(|d| d.state == "done").count(),
+        1,
+        "{rows:?}"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM deliveries WHERE state = 'pending' AND lease_until IS NULL AND attempts = 0"
+        ),
+        2,
+        "the two waiting deliveries are due again at once: {rows:?}"
+    );
+}
+
+/// A new store (SQLite, or PostgreSQL under `DESKBRIDGE_TEST_BACKEND=postgres`) with one
+/// delivery to `archive`.
+async fn store_with_one_delivery() -> (Store, Db, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, db) = if common::on_postgres() {
+        let url = common::fresh_pg_database(&common::pg_admin_url().unwrap());
+        (url.clone(), Db::Postgres(url))
+    } else {
+        let path = dir.path().join("store.sqlite");
+        (format!("sqlite://{}", path.display()), Db::Sqlite(path))
+    };
+    let store = Store::open(&url, 2).await.unwrap();
+    store
+        .ingest(deskbridge::store::NewConversation {
+            key: "1-1".into(),
+            digest: [7; 32],
+            raw: conversation(1).to_string().into(),
+            received_at: deskbridge::store::now_ms(),
+            client_ip: None,
+            kind: "chat",
+            visitor_name: None,
+            visitor_email: None,
+            destinations: vec![deskbridge::store::Routed {
+                destination: "archive".into(),
+                error: None,
+            }],
+        })
+        .await
+        .unwrap();
+    (store, db, dir)
+}
+
+#[tokio::test]
+async fn only_the_latest_claim_records_an_outcome() {
+    let (store, db, _dir) = store_with_one_delivery().await;
+    let now = deskbridge::store::now_ms();
+    // The first claim's lease ends at once, as if its attempt ran past it.
+    let first = store.claim("archive", 1, now - 1).await.unwrap().deliveries;
+    assert_eq!(first.len(), 1);
+    let second = store
+        .claim("archive", 1, now + 60_000)
+        .await
+        .unwrap()
+        .deliveries;
+    assert_eq!(second.len(), 1, "an expired lease can be claimed again");
+    assert_ne!(first[0].held(), second[0].held());
+    let outcome = |error: &str| AttemptRecord {
+        started_at: now,
+        error: Some(error.into()),
+        ..AttemptRecord::default()
+    };
+    let late = store
+        .record(
+            first[0].id,
+            first[0].held(),
+            outcome("late"),
+            Next::Dead,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(!late, "the outdated claim writes nothing");
+    assert_eq!(deliveries(&db)[0].state, "pending");
+    assert_eq!(attempts(&db, first[0].id).len(), 0);
+    let current = store
+        .record(
+            second[0].id,
+            second[0].held(),
+            outcome("current"),
+            Next::Done,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(current);
+    let rows = deliveries(&db);
+    assert_eq!((rows[0].state.as_str(), rows[0].attempts), ("done", 1));
+}
