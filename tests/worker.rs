@@ -312,3 +312,45 @@ async fn only_the_latest_claim_records_an_outcome() {
     let rows = deliveries(&db);
     assert_eq!((rows[0].state.as_str(), rows[0].attempts), ("done", 1));
 }
+
+/// A destination that answers 200 with a body that never ends.
+async fn endless_answer() -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/in", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = vec![0u8; 64 * 1024];
+                let _ = socket.read(&mut request).await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n";
+                if socket.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = format!("{:x}\r\n{}\r\n", 8192, "x".repeat(8192));
+                // Until the client hangs up.
+                while socket.write_all(chunk.as_bytes()).await.is_ok() {}
+            });
+        }
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn an_endless_answer_is_read_up_to_a_cap() {
+    let (url, server) = endless_answer().await;
+    let app = TestApp::spawn(TestConfig::with_destinations(&format!(
+        "  archive:\n    kind: webhook\n    url: \"{url}\"\n"
+    )))
+    .await;
+    app.post_hook(conversation(1).to_string()).await;
+    eventually("delivered", Duration::from_secs(10), || async {
+        deliveries(&app.db()).iter().all(|d| d.state == "done")
+    })
+    .await;
+    let rows = deliveries(&app.db());
+    let log = attempts(&app.db(), rows[0].id);
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0].1, Some(200));
+    server.abort();
+}

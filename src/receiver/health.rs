@@ -1,4 +1,4 @@
-//! `/healthz` (process up), `/readyz` (store answers) and `/metrics` (Prometheus text).
+//! `/healthz` (process up), `/readyz` (a commit can succeed) and `/metrics` (Prometheus text).
 
 use super::ReceiverState;
 use crate::store::now_ms;
@@ -9,9 +9,10 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-/// The store answers a query.
+/// A conversation can be committed now (the store answers; after a failed commit, a write
+/// probe succeeds).
 pub async fn readyz(state: web::Data<ReceiverState>) -> HttpResponse {
-    match state.store.ping().await {
+    match state.store.ready().await {
         Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })),
         Err(e) => HttpResponse::ServiceUnavailable()
             .json(serde_json::json!({ "status": "unavailable", "error": e.to_string() })),

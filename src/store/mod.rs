@@ -17,7 +17,8 @@ use admin::{
 use crate::smartsupp::Stored;
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Why the store could not do what was asked.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -176,6 +177,20 @@ pub fn now_ms() -> i64 {
 #[derive(Clone)]
 pub struct Store {
     backend: Arc<Backend>,
+    /// Why the last commit of a conversation failed, and the size of its body, while no later
+    /// one has succeeded.
+    commit_failure: Arc<Mutex<Option<(String, usize)>>>,
+    /// Whether `commit_failure` holds a failure.
+    commit_failed: Arc<AtomicBool>,
+}
+
+/// The smallest readiness write probe: about one small conversation.
+const MIN_PROBE_BYTES: usize = 16 * 1024;
+
+/// Named values in the store's `meta` table.
+pub mod meta {
+    /// Epoch ms before which every admin session is over (raised by signing out).
+    pub const SESSIONS_VALID_AFTER: &str = "sessions_valid_after";
 }
 
 enum Backend {
@@ -201,6 +216,8 @@ impl Store {
         };
         Ok(Self {
             backend: Arc::new(backend),
+            commit_failure: Arc::default(),
+            commit_failed: Arc::default(),
         })
     }
 
@@ -214,11 +231,74 @@ impl Store {
         }
     }
 
-    /// Commits a conversation and its deliveries; resolves after the commit is on disk.
+    /// Commits a conversation and its deliveries; resolves after the commit is on disk. The
+    /// outcome is remembered for [`Store::ready`].
     pub async fn ingest(&self, conversation: NewConversation) -> Result<Ingested, StoreError> {
-        match &*self.backend {
+        let size = conversation.raw.len();
+        let result = match &*self.backend {
             Backend::Sqlite(s) => s.ingest(conversation).await,
             Backend::Postgres(p) => p.ingest(conversation).await,
+        };
+        let failure = result.as_ref().err().map(|e| (e.to_string(), size));
+        // The hot path (a commit after commits) takes no lock.
+        if failure.is_some() || self.commit_failed.load(Ordering::Relaxed) {
+            let mut last = self
+                .commit_failure
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            self.commit_failed
+                .store(failure.is_some(), Ordering::Relaxed);
+            *last = failure;
+        }
+        result
+    }
+
+    /// Succeeds when a conversation can be committed now: the store answers, and when the last
+    /// commit of a conversation failed (a full disk, a read-only database), a write as large as
+    /// that conversation commits. Recovers by itself once commits succeed.
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        let failed = self
+            .commit_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some((failure, size)) = failed else {
+            return self.ping().await;
+        };
+        let pad = size.max(MIN_PROBE_BYTES);
+        let probe = match &*self.backend {
+            Backend::Sqlite(s) => s.probe_write(now_ms(), pad).await,
+            Backend::Postgres(p) => p.probe_write(now_ms(), pad).await,
+        };
+        match probe {
+            Ok(()) => {
+                let mut last = self
+                    .commit_failure
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                self.commit_failed.store(false, Ordering::Relaxed);
+                *last = None;
+                Ok(())
+            }
+            Err(e) => Err(StoreError::Unavailable(format!(
+                "conversations cannot be committed ({failure}); a write probe failed too: {e}"
+            ))),
+        }
+    }
+
+    /// The value named `name` in the shared `meta` table ([`meta`]), if set.
+    pub async fn meta(&self, name: &'static str) -> Result<Option<i64>, StoreError> {
+        match &*self.backend {
+            Backend::Sqlite(s) => s.meta(name).await,
+            Backend::Postgres(p) => p.meta(name).await,
+        }
+    }
+
+    /// Raises the value named `name` to at least `value`.
+    pub async fn raise_meta(&self, name: &'static str, value: i64) -> Result<(), StoreError> {
+        match &*self.backend {
+            Backend::Sqlite(s) => s.raise_meta(name, value).await,
+            Backend::Postgres(p) => p.raise_meta(name, value).await,
         }
     }
 

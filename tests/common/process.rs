@@ -57,10 +57,27 @@ impl Process {
 
     /// Starts `deskbridge serve` with extra arguments (e.g. `--role worker`).
     pub fn start_with(config: &Path, args: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(config)
-            .args(args)
+        let mut command = Command::new(BIN);
+        command.args(["serve", "--config"]).arg(config).args(args);
+        Self::spawn(command)
+    }
+
+    /// Starts `deskbridge serve` with files limited to `blocks` 512-byte blocks (a soft `ulimit -f`, which the test may lift),
+    /// and writes past the limit failing (SIGXFSZ ignored) as on a full disk.
+    pub fn start_with_file_limit(config: &Path, blocks: u64) -> Self {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!(
+                "trap '' XFSZ; ulimit -S -f {blocks}; exec \"$0\" serve --config \"$1\""
+            ))
+            .arg(BIN)
+            .arg(config);
+        Self::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

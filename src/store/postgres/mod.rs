@@ -26,6 +26,7 @@ use tokio_postgres::NoTls;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_init.sql"),
     include_str!("../migrations/postgres/0002_admin.sql"),
+    include_str!("../migrations/postgres/0003_meta.sql"),
 ];
 /// Advisory lock key that serialises migrations of instances starting together.
 const MIGRATION_LOCK: i64 = 0x6465_736b_6272;
@@ -334,6 +335,45 @@ impl PgStore {
     pub async fn ping(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
         client.query_one("SELECT 1", &[]).await.map_err(failed)?;
+        Ok(())
+    }
+
+    /// Rewrites the `write_probe` row (with `pad` bytes) and commits.
+    pub async fn probe_write(&self, at: i64, pad: usize) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let pad = vec![0u8; pad];
+        client
+            .execute(
+                "INSERT INTO meta (name, value, pad) VALUES ('write_probe', $1, $2)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, pad = excluded.pad",
+                &[&at, &pad],
+            )
+            .await
+            .map_err(failed)?;
+        Ok(())
+    }
+
+    /// The value named `name`, if set.
+    pub async fn meta(&self, name: &'static str) -> Result<Option<i64>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT value FROM meta WHERE name = $1", &[&name])
+            .await
+            .map_err(failed)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Raises the value named `name` to `value` (it never goes down).
+    pub async fn raise_meta(&self, name: &'static str, value: i64) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO meta (name, value) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE SET value = GREATEST(meta.value, excluded.value)",
+                &[&name, &value],
+            )
+            .await
+            .map_err(failed)?;
         Ok(())
     }
 }

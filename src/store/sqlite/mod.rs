@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_init.sql"),
     include_str!("../migrations/sqlite/0002_admin.sql"),
+    include_str!("../migrations/sqlite/0003_meta.sql"),
 ];
 /// Most commands committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -286,6 +287,45 @@ impl SqliteStore {
         self.run(|conn| {
             conn.query_row("SELECT 1", [], |_| Ok(()))
                 .map_err(unavailable)
+        })
+        .await
+    }
+
+    /// Rewrites the `write_probe` row (with `pad` bytes) and commits.
+    pub async fn probe_write(&self, at: i64, pad: usize) -> Result<(), StoreError> {
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO meta (name, value, pad) VALUES ('write_probe', ?1, zeroblob(?2))
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, pad = excluded.pad",
+            )
+            .and_then(|mut s| s.execute(params![at, pad as i64]))
+            .map(|_| ())
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    /// The value named `name`, if set.
+    pub async fn meta(&self, name: &'static str) -> Result<Option<i64>, StoreError> {
+        self.read(move |conn| {
+            conn.query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()
+        })
+        .await
+    }
+
+    /// Raises the value named `name` to `value` (it never goes down).
+    pub async fn raise_meta(&self, name: &'static str, value: i64) -> Result<(), StoreError> {
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO meta (name, value) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value)",
+                params![name, value],
+            )
+            .map(|_| ())
+            .map_err(unavailable)
         })
         .await
     }
