@@ -4,6 +4,7 @@
 use crate::admin::AdminState;
 use crate::config::{ConfigError, Settings};
 use crate::destinations::{self, Destination, Shared};
+use crate::limiter::Limiter;
 use crate::metrics::Metrics;
 use crate::receiver::{self, ReceiverState};
 use crate::render::{RenderError, Renderer};
@@ -94,6 +95,8 @@ pub struct Application {
     server: Option<actix_web::dev::Server>,
     worker: Worker,
     retention: tokio::task::JoinHandle<()>,
+    /// Limiter pruning and the sign-out epoch reader.
+    background: Vec<tokio::task::JoinHandle<()>>,
     state: web::Data<ReceiverState>,
     admin: web::Data<AdminState>,
     store: Store,
@@ -148,12 +151,14 @@ impl Application {
         let names: Vec<String> = settings.destinations.keys().cloned().collect();
         let metrics = Arc::new(Metrics::new(&names));
         let wakers = Wakers::new(&names);
+        let limiter = Arc::new(Limiter::default());
         let state = web::Data::new(ReceiverState::new(
             &settings,
             store.clone(),
             renderer,
             metrics.clone(),
             wakers.clone(),
+            limiter.clone(),
         ));
         let admin = web::Data::new(AdminState::new(
             &settings,
@@ -161,11 +166,26 @@ impl Application {
             wakers.clone(),
             store.clone(),
             metrics.clone(),
+            limiter.clone(),
             role.delivers(),
         ));
+        let background = vec![
+            Limiter::prune_every_minute(limiter),
+            AdminState::follow_sign_outs(admin.clone()).await,
+        ];
         let listener = std::net::TcpListener::bind(&settings.server.listen)
             .with_context(|| format!("binding {}", settings.server.listen))?;
         let port = listener.local_addr()?.port();
+        let http_workers = settings
+            .server
+            .http_workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        // actix counts connections per worker.
+        let per_worker = settings
+            .server
+            .max_connections
+            .div_ceil(http_workers)
+            .max(1);
         let app_state = state.clone();
         let admin_state = admin.clone();
         let server = HttpServer::new(move || {
@@ -177,12 +197,8 @@ impl Application {
                 .configure(crate::admin::routes)
         })
         .disable_signals()
-        .workers(
-            settings
-                .server
-                .http_workers
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
-        )
+        .workers(http_workers)
+        .max_connections(per_worker)
         .shutdown_timeout(10)
         .listen(listener)?
         .run();
@@ -199,6 +215,7 @@ impl Application {
             server: Some(server),
             worker,
             retention,
+            background,
             state,
             admin,
             store,
@@ -235,6 +252,9 @@ impl Application {
         tracing::info!("shutting down: no new hooks, finishing deliveries in flight");
         handle.stop(true).await;
         self.retention.abort();
+        for task in &self.background {
+            task.abort();
+        }
         let served = server.await;
         self.worker.shutdown().await;
         tracing::info!("stopped");

@@ -24,6 +24,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod destinations;
+pub mod limiter;
 pub mod metrics;
 pub mod receiver;
 pub mod render;

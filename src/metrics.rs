@@ -16,6 +16,8 @@ pub enum HookOutcome {
     Duplicate,
     /// Bad token.
     Unauthorized,
+    /// Refused: too many bad tokens from the client lately.
+    Limited,
     /// Not JSON or not an object.
     BadRequest,
     /// JSON object that is not a conversation.
@@ -26,10 +28,11 @@ pub enum HookOutcome {
     Unavailable,
 }
 
-const HOOK_OUTCOMES: [(HookOutcome, &str); 7] = [
+const HOOK_OUTCOMES: [(HookOutcome, &str); 8] = [
     (HookOutcome::Accepted, "accepted"),
     (HookOutcome::Duplicate, "duplicate"),
     (HookOutcome::Unauthorized, "unauthorized"),
+    (HookOutcome::Limited, "limited"),
     (HookOutcome::BadRequest, "bad_request"),
     (HookOutcome::Unprocessable, "unprocessable"),
     (HookOutcome::TooLarge, "too_large"),

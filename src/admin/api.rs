@@ -164,13 +164,15 @@ struct RetryRequest {
     since: Option<String>,
 }
 
-async fn retry(req: HttpRequest, state: web::Data<AdminState>, body: web::Bytes) -> Answer {
+async fn retry(req: HttpRequest, state: web::Data<AdminState>, payload: web::Payload) -> Answer {
     let (_, caller) = state.authenticate(&req)?;
     let csrf = req
         .headers()
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok());
     AdminState::check_change(&req, &caller, csrf)?;
+    // Read only now: an unauthenticated caller never gets its body read.
+    let body = state.body(payload).await?;
     let request: RetryRequest =
         serde_json::from_slice(&body).map_err(|e| AdminError::BadRequest(format!("body: {e}")))?;
     let what = match (request.ids.is_empty(), request.dead) {

@@ -1,9 +1,11 @@
 //! Who may use the dashboard: the admin token, signed session cookies, CSRF tokens, the
-//! same-origin check on state-changing requests, and a limit on failed sign-ins.
+//! same-origin check on state-changing requests (failed sign-ins are limited by [`crate::limiter`]).
 //!
-//! Sessions are stateless: the cookie carries its expiry and the admin's time zone, signed
-//! with a key derived from the admin token. Every instance sharing the token accepts it, and
-//! changing the token ends every session.
+//! Sessions are stateless: the cookie carries when it was issued, when it was last used and the
+//! admin's time zone, signed with a key derived (HKDF-SHA256) from the admin token. Every
+//! instance sharing the token accepts it; changing the token ends every session, a session
+//! unused for `server.admin_idle_timeout` ends, and signing out ends every session issued
+//! before it on every instance (the store's `sessions_valid_after`).
 
 use crate::tokens::TokenDigest;
 use actix_web::http::header;
@@ -11,17 +13,17 @@ use actix_web::HttpRequest;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono_tz::Tz;
+use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use sha2::Sha256;
+use std::time::Duration;
 
 /// Name of the session cookie.
 pub const COOKIE: &str = "deskbridge_admin";
-/// How long a session lasts.
+/// How long a session lasts at most.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// A session's last use is written into its cookie again when older than this.
+pub const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 /// Keys derived from the admin token.
 pub struct Keys {
@@ -36,17 +38,34 @@ pub struct Session {
     pub tz: Tz,
     /// The token every form of this session carries.
     pub csrf: String,
+    /// Epoch ms of the sign-in.
+    pub issued_ms: i64,
+    /// Epoch ms of the last use written into the cookie.
+    pub seen_ms: i64,
+}
+
+/// What a session cookie must satisfy now.
+#[derive(Debug, Clone, Copy)]
+pub struct Validity {
+    /// The present, epoch ms.
+    pub now_ms: i64,
+    /// Sessions unused for this long are over.
+    pub idle: Duration,
+    /// Sessions issued at or before this epoch ms are over (signed out).
+    pub valid_after: i64,
 }
 
 impl Keys {
-    /// Keys for `token`.
+    /// Keys for `token`: the session key is derived with HKDF-SHA256, so it reveals nothing
+    /// about the token and is never used for anything else.
     pub fn new(token: &str) -> Self {
-        let mut key = Sha256::new();
-        key.update(b"deskbridge admin session\0");
-        key.update(token.as_bytes());
+        let mut mac_key = [0u8; 32];
+        Hkdf::<Sha256>::new(Some(b"deskbridge admin"), token.as_bytes())
+            .expand(b"session cookie signing key v1", &mut mac_key)
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
         Self {
             token: TokenDigest::of(token),
-            mac_key: key.finalize().into(),
+            mac_key,
         }
     }
 
@@ -65,29 +84,42 @@ impl Keys {
         mac
     }
 
-    /// A session cookie value, valid until `expires_ms`, for an admin in `tz`.
-    pub fn issue(&self, expires_ms: i64, tz: Tz) -> String {
-        let expires = expires_ms.to_string();
+    /// A session cookie value for a sign-in at `issued_ms`, last used at `seen_ms`, by an
+    /// admin in `tz`.
+    pub fn issue(&self, issued_ms: i64, seen_ms: i64, tz: Tz) -> String {
+        let (issued, seen) = (issued_ms.to_string(), seen_ms.to_string());
         let tz = tz.name();
-        let tag = self.mac(&["session", &expires, tz]).finalize().into_bytes();
-        format!("{expires}.{tz}.{}", URL_SAFE_NO_PAD.encode(tag))
+        let tag = self
+            .mac(&["session", &issued, &seen, tz])
+            .finalize()
+            .into_bytes();
+        format!("{issued}.{seen}.{tz}.{}", URL_SAFE_NO_PAD.encode(tag))
     }
 
-    /// The session of a cookie value, if it is signed with these keys and not expired.
-    pub fn session(&self, cookie: &str, now_ms: i64) -> Option<Session> {
-        let mut parts = cookie.splitn(3, '.');
-        let (expires, tz, tag) = (parts.next()?, parts.next()?, parts.next()?);
-        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
-        self.mac(&["session", expires, tz])
+    /// The session of a cookie value, if it is signed with these keys and still valid: issued
+    /// after the last sign-out, less than [`SESSION_TTL`] ago, and used within the idle time.
+    pub fn session(&self, cookie: &str, valid: Validity) -> Option<Session> {
+        let mut parts = cookie.splitn(4, '.');
+        let (issued, seen, tz) = (parts.next()?, parts.next()?, parts.next()?);
+        let tag = URL_SAFE_NO_PAD.decode(parts.next()?).ok()?;
+        self.mac(&["session", issued, seen, tz])
             .verify_slice(&tag)
             .ok()?;
-        if expires.parse::<i64>().ok()? <= now_ms {
+        let (issued_ms, seen_ms) = (issued.parse::<i64>().ok()?, seen.parse::<i64>().ok()?);
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let over = issued_ms <= valid.valid_after
+            || issued_ms.saturating_add(ms(SESSION_TTL)) <= valid.now_ms
+            || seen_ms.saturating_add(ms(valid.idle)) <= valid.now_ms;
+        if over {
             return None;
         }
-        let csrf = self.mac(&["csrf", cookie]).finalize().into_bytes();
+        // The CSRF token stays the same for the whole session, whatever its last use.
+        let csrf = self.mac(&["csrf", issued, tz]).finalize().into_bytes();
         Some(Session {
             tz: tz.parse().ok()?,
             csrf: URL_SAFE_NO_PAD.encode(csrf),
+            issued_ms,
+            seen_ms,
         })
     }
 }
@@ -118,11 +150,12 @@ pub fn cookie(req: &HttpRequest) -> Option<&str> {
         .map(|(_, value)| value)
 }
 
-/// The session cookie header of a new session (`Secure` when the request came over HTTPS).
-pub fn set_cookie(value: &str, secure: bool) -> String {
+/// The session cookie header (`Secure` when the request came over HTTPS); the browser keeps
+/// it until the session's absolute end.
+pub fn set_cookie(value: &str, secure: bool, max_age: Duration) -> String {
     format!(
         "{COOKIE}={value}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}{}",
-        SESSION_TTL.as_secs(),
+        max_age.as_secs(),
         if secure { "; Secure" } else { "" }
     )
 }
@@ -132,64 +165,79 @@ pub fn clear_cookie() -> String {
     format!("{COOKIE}=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0")
 }
 
-/// Failed sign-ins allowed per client address within [`FAILURE_WINDOW`].
-const MAX_FAILURES: u32 = 10;
-/// The window failures are counted in.
-const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
-
-/// Counts failed sign-ins per client address and refuses more than [`MAX_FAILURES`] in
-/// [`FAILURE_WINDOW`].
-#[derive(Default)]
-pub struct Limiter {
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
-}
-
-impl Limiter {
-    /// `Err(seconds to wait)` when `ip` has failed too often.
-    pub fn check(&self, ip: Option<IpAddr>) -> Result<(), u64> {
-        let Some(ip) = ip else { return Ok(()) };
-        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get(&ip) {
-            Some((n, since)) if *n >= MAX_FAILURES && since.elapsed() < FAILURE_WINDOW => {
-                Err((FAILURE_WINDOW - since.elapsed()).as_secs().max(1))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Counts a failure of `ip`.
-    pub fn failed(&self, ip: Option<IpAddr>) {
-        let Some(ip) = ip else { return };
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
-        let entry = map.entry(ip).or_insert((0, Instant::now()));
-        entry.0 += 1;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::Digest;
+
+    const HOUR: i64 = 3_600_000;
+
+    fn at(now_ms: i64) -> Validity {
+        Validity {
+            now_ms,
+            idle: Duration::from_secs(1800),
+            valid_after: 0,
+        }
+    }
 
     #[test]
     fn sessions_are_signed_expire_and_carry_the_time_zone() {
         let keys = Keys::new("an admin token");
-        let cookie = keys.issue(2_000, "Europe/Prague".parse().unwrap());
-        let session = keys.session(&cookie, 1_000).unwrap();
+        let t = 10 * HOUR;
+        let cookie = keys.issue(t, t, "Europe/Prague".parse().unwrap());
+        let session = keys.session(&cookie, at(t + 1_000)).unwrap();
         assert_eq!(session.tz.name(), "Europe/Prague");
-        assert!(keys.session(&cookie, 2_000).is_none(), "expired");
-        let forged = cookie.replacen("2000", "9000", 1);
-        assert!(keys.session(&forged, 1_000).is_none(), "changed expiry");
+        let late = keys.issue(t, t + 12 * HOUR - 1_000, Tz::UTC);
+        assert!(
+            keys.session(&late, at(t + 12 * HOUR)).is_none(),
+            "12 hours at most"
+        );
+        let forged = cookie.replacen(&t.to_string(), &(t + HOUR).to_string(), 1);
+        assert!(
+            keys.session(&forged, at(t + 1_000)).is_none(),
+            "changed sign-in time"
+        );
         let other_tz = cookie.replacen("Europe/Prague", "UTC", 1);
         assert!(
-            keys.session(&other_tz, 1_000).is_none(),
+            keys.session(&other_tz, at(t + 1_000)).is_none(),
             "changed time zone"
         );
-        assert!(Keys::new("another token").session(&cookie, 1_000).is_none());
-        assert!(keys.session("garbage", 1_000).is_none());
-        // The CSRF token is tied to the session.
-        let second = keys.issue(3_000, Tz::UTC);
-        assert_ne!(session.csrf, keys.session(&second, 1_000).unwrap().csrf);
+        assert!(Keys::new("another token")
+            .session(&cookie, at(t + 1_000))
+            .is_none());
+        assert!(keys.session("garbage", at(t)).is_none());
+        // The CSRF token is tied to the session, not to its last use.
+        let second = keys.issue(t + 1, t + 1, Tz::UTC);
+        assert_ne!(session.csrf, keys.session(&second, at(t + 2)).unwrap().csrf);
+        let touched = keys.issue(t, t + 60_000, "Europe/Prague".parse().unwrap());
+        assert_eq!(
+            session.csrf,
+            keys.session(&touched, at(t + 61_000)).unwrap().csrf
+        );
+    }
+
+    #[test]
+    fn idle_and_signed_out_sessions_are_over() {
+        let keys = Keys::new("an admin token");
+        let t = 10 * HOUR;
+        let cookie = keys.issue(t, t, Tz::UTC);
+        assert!(keys.session(&cookie, at(t + 1_799_000)).is_some());
+        assert!(keys.session(&cookie, at(t + 1_800_000)).is_none(), "idle");
+        let signed_out = Validity {
+            valid_after: t,
+            ..at(t + 1_000)
+        };
+        assert!(keys.session(&cookie, signed_out).is_none(), "signed out");
+    }
+
+    #[test]
+    fn the_session_key_is_derived_with_hkdf() {
+        // RFC 5869 gives HKDF-SHA256; the key must not be a plain hash of the token.
+        let keys = Keys::new("an admin token");
+        let plain: [u8; 32] = Sha256::digest(b"an admin token").into();
+        assert_ne!(keys.mac_key, plain);
+        assert_eq!(keys.mac_key, Keys::new("an admin token").mac_key);
+        assert_ne!(keys.mac_key, Keys::new("another admin token").mac_key);
     }
 
     #[test]
@@ -197,17 +245,5 @@ mod tests {
         let keys = Keys::new("an admin token");
         assert!(keys.token_ok("an admin token"));
         assert!(!keys.token_ok("an admin toke"));
-    }
-
-    #[test]
-    fn failures_are_limited_per_address() {
-        let limiter = Limiter::default();
-        let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        for _ in 0..MAX_FAILURES {
-            assert!(limiter.check(Some(ip)).is_ok());
-            limiter.failed(Some(ip));
-        }
-        assert!(limiter.check(Some(ip)).is_err());
-        assert!(limiter.check(Some("10.0.0.2".parse().unwrap())).is_ok());
     }
 }

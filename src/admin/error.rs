@@ -23,6 +23,12 @@ pub enum AdminError {
     /// Too many failed sign-ins from this address.
     #[error("too many failed sign-ins from this address; try again in {0} seconds")]
     TooMany(u64),
+    /// The request body is larger than this many bytes.
+    #[error("the request body is larger than {0} bytes")]
+    TooLarge(usize),
+    /// The request body did not arrive in time.
+    #[error("the request body did not arrive in time")]
+    SlowBody,
     /// The store cannot answer.
     #[error("{0}")]
     Unavailable(#[from] StoreError),
@@ -40,6 +46,8 @@ impl AdminError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::SlowBody => StatusCode::REQUEST_TIMEOUT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

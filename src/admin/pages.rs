@@ -183,22 +183,29 @@ struct LoginForm {
     next: String,
 }
 
+/// Parses an `application/x-www-form-urlencoded` body.
+fn form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
+    serde_urlencoded::from_bytes(body).map_err(|e| AdminError::BadRequest(format!("form: {e}")))
+}
+
 async fn login(
     req: HttpRequest,
     state: web::Data<AdminState>,
-    form: web::Form<LoginForm>,
+    payload: web::Payload,
 ) -> HttpResponse {
-    let result = (|| {
+    let result = async {
         let live = state.live();
         let keys = live.keys.as_ref().ok_or_else(AdminError::off)?;
         if !auth::same_origin(&req) {
             return Err(AdminError::csrf());
         }
-        let ip = state.client(&req, &live);
-        state.limiter.check(ip).map_err(AdminError::TooMany)?;
+        // A client refused by the limiter is answered before its body is read.
+        let client = state.client(&req, &live);
+        state.limiter.check(client).map_err(AdminError::TooMany)?;
+        let form: LoginForm = form(&state.body(payload).await?)?;
         if !keys.token_ok(form.token.trim()) {
-            state.limiter.failed(ip);
-            tracing::warn!(client = ?ip, "admin sign-in refused: wrong token");
+            state.limiter.failed(client);
+            tracing::warn!(client = ?client.map(|c| c.ip), "admin sign-in refused: wrong token");
             return login_form(
                 StatusCode::UNAUTHORIZED,
                 &form.next,
@@ -206,16 +213,19 @@ async fn login(
             );
         }
         let tz: Tz = form.tz.parse().unwrap_or(live.default_tz);
-        let expires = now_ms() + auth::SESSION_TTL.as_millis() as i64;
-        let cookie = keys.issue(expires, tz);
+        let now = now_ms();
+        let cookie = keys.issue(now, now, tz);
         let secure = req.connection_info().scheme() == "https";
-        tracing::info!(client = ?ip, "admin signed in");
+        tracing::info!(client = ?client.map(|c| c.ip), "admin signed in");
         Ok(HttpResponse::SeeOther()
             .insert_header((header::LOCATION, local_path(&form.next, "/admin")))
-            .insert_header((header::SET_COOKIE, auth::set_cookie(&cookie, secure)))
+            .insert_header((
+                header::SET_COOKIE,
+                auth::set_cookie(&cookie, secure, auth::SESSION_TTL),
+            ))
             .finish())
-    })();
-    result.unwrap_or_else(|e| failed(&req, e))
+    };
+    result.await.unwrap_or_else(|e| failed(&req, e))
 }
 
 #[derive(Deserialize)]
@@ -224,19 +234,26 @@ struct CsrfForm {
     csrf: String,
 }
 
+/// Signs out: ends every session issued until now, on every instance.
 async fn logout(
     req: HttpRequest,
     state: web::Data<AdminState>,
-    form: web::Form<CsrfForm>,
+    payload: web::Payload,
 ) -> HttpResponse {
-    let result = state.authenticate(&req).and_then(|(_, caller)| {
+    let result = async {
+        let (_, caller) = state.authenticate(&req)?;
+        let form: CsrfForm = form(&state.body(payload).await?)?;
         AdminState::check_change(&req, &caller, Some(&form.csrf))?;
-        Ok(HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, "/admin/login"))
-            .insert_header((header::SET_COOKIE, auth::clear_cookie()))
-            .finish())
-    });
-    result.unwrap_or_else(|e| failed(&req, e))
+        state.sign_out_everywhere().await?;
+        tracing::info!("admin signed out; every session issued before now has ended");
+        Ok::<_, AdminError>(
+            HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, "/admin/login"))
+                .insert_header((header::SET_COOKIE, auth::clear_cookie()))
+                .finish(),
+        )
+    };
+    result.await.unwrap_or_else(|e| failed(&req, e))
 }
 
 async fn overview(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
@@ -363,10 +380,11 @@ struct RetryForm {
 async fn retry(
     req: HttpRequest,
     state: web::Data<AdminState>,
-    form: web::Form<RetryForm>,
+    payload: web::Payload,
 ) -> HttpResponse {
     let result = async {
         let (_, caller) = state.authenticate(&req)?;
+        let form: RetryForm = form(&state.body(payload).await?)?;
         AdminState::check_change(&req, &caller, Some(&form.csrf))?;
         let ids = views::parse_ids(&form.ids)?;
         let replayed = state.store.replay(Replay::Ids(ids)).await?;

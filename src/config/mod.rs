@@ -69,6 +69,14 @@ pub struct ServerSettings {
     pub admin_token: Option<Secret>,
     /// IANA time zone of dashboard times when the browser does not tell its own.
     pub admin_time_zone: String,
+    /// A dashboard session ends after this long without a request (and after 12 hours in
+    /// any case).
+    pub admin_idle_timeout: HumanDuration,
+    /// Most open client connections (all HTTP workers together); more wait to be accepted.
+    pub max_connections: usize,
+    /// How long a request body may take to arrive once its headers are in (hooks, sign-in,
+    /// admin forms and API); a slower one is answered 408.
+    pub body_timeout: HumanDuration,
 }
 
 impl Default for ServerSettings {
@@ -84,6 +92,9 @@ impl Default for ServerSettings {
             ],
             admin_token: None,
             admin_time_zone: "UTC".into(),
+            admin_idle_timeout: HumanDuration(std::time::Duration::from_secs(30 * 60)),
+            max_connections: 1024,
+            body_timeout: HumanDuration(std::time::Duration::from_secs(30)),
         }
     }
 }

@@ -5,6 +5,46 @@ use super::{DestinationSettings, HubspotSettings, Settings, ZendeskSettings};
 
 /// Shortest admin token accepted.
 const MIN_ADMIN_TOKEN: usize = 12;
+/// Tokens the shipped configuration falls back to, for a developer's own machine only.
+pub const DEVELOPMENT_TOKENS: &[&str] = &["dev-token", "dev-admin-token"];
+/// Shortest hook or admin token accepted on a listener other machines can reach.
+pub const MIN_PUBLIC_TOKEN: usize = 24;
+
+/// Whether `token` may guard a listener that other machines can reach.
+fn fit_for_public(token: &str) -> bool {
+    let token = token.trim();
+    !DEVELOPMENT_TOKENS.contains(&token) && token.chars().count() >= MIN_PUBLIC_TOKEN
+}
+
+/// On a listener that is not a loopback address, refuses the shipped development tokens and
+/// short tokens: anyone who reaches the port could post hooks or read every transcript.
+fn check_exposure(settings: &Settings, out: &mut Problems) {
+    let Ok(addr) = settings.server.listen.parse::<std::net::SocketAddr>() else {
+        return;
+    };
+    if addr.ip().is_loopback() {
+        return;
+    }
+    let why = |what: &str| {
+        format!(
+            "server.listen {addr} is reachable from other machines, so {what} must not be a shipped development token (dev-token, dev-admin-token) and must have at least {MIN_PUBLIC_TOKEN} characters; generate one with `openssl rand -hex 16`"
+        )
+    };
+    if !settings
+        .server
+        .hook_tokens
+        .0
+        .iter()
+        .all(|t| fit_for_public(t.expose()))
+    {
+        out.add("server.hook_tokens", why("every hook token"));
+    }
+    if let Some(token) = &settings.server.admin_token {
+        if !fit_for_public(token.expose()) {
+            out.add("server.admin_token", why("the admin token"));
+        }
+    }
+}
 
 /// Records every problem of `settings` in `out`.
 pub fn validate(settings: &Settings, out: &mut Problems) {
@@ -22,6 +62,7 @@ pub fn validate(settings: &Settings, out: &mut Problems) {
             ),
         );
     }
+    check_exposure(settings, out);
     let tokens = &settings.server.hook_tokens.0;
     if tokens.is_empty() {
         out.add(
@@ -59,6 +100,15 @@ pub fn validate(settings: &Settings, out: &mut Problems) {
     }
     if settings.server.max_body_bytes == 0 {
         out.add("server.max_body_bytes", "must be greater than 0");
+    }
+    if settings.server.max_connections == 0 {
+        out.add("server.max_connections", "must be at least 1");
+    }
+    if settings.server.body_timeout.0.is_zero() {
+        out.add("server.body_timeout", "must be greater than 0");
+    }
+    if settings.server.admin_idle_timeout.0.is_zero() {
+        out.add("server.admin_idle_timeout", "must be greater than 0");
     }
     if !settings.store.url.starts_with("sqlite://")
         && !crate::store::is_postgres(&settings.store.url)

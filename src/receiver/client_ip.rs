@@ -32,6 +32,19 @@ pub fn client_ip(req: &HttpRequest, trusted: &[IpNet]) -> Option<IpAddr> {
     Some(peer)
 }
 
+/// The client as the failed-credentials limiter counts it: its address, and whether an
+/// untrusted peer named other clients in forwarding headers (a proxy missing from
+/// `server.trusted_proxies`).
+pub fn client(req: &HttpRequest, trusted: &[IpNet]) -> Option<crate::limiter::Client> {
+    let ip = client_ip(req, trusted)?;
+    let peer = req.peer_addr()?.ip();
+    let forwards = header(req, "x-forwarded-for").is_some() || header(req, "x-real-ip").is_some();
+    Some(crate::limiter::Client {
+        ip,
+        untrusted_proxy: forwards && !trusted.iter().any(|n| n.contains(peer)),
+    })
+}
+
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }

@@ -11,6 +11,12 @@ pub enum ReceiveError {
     /// The token in the URL is not one of `server.hook_tokens`.
     #[error("unauthorized")]
     Unauthorized,
+    /// Too many wrong tokens from this client lately; wait this many seconds.
+    #[error("too many failed attempts from this address; try again in {0} seconds")]
+    TooMany(u64),
+    /// The body did not arrive within `server.body_timeout`.
+    #[error("the body did not arrive within {}", crate::config::HumanDuration(*.0))]
+    SlowBody(std::time::Duration),
     /// The body is larger than `server.max_body_bytes`.
     #[error("body is larger than the limit of {0} bytes")]
     TooLarge(usize),
@@ -30,6 +36,8 @@ impl ReceiveError {
     pub fn outcome(&self) -> HookOutcome {
         match self {
             Self::Unauthorized => HookOutcome::Unauthorized,
+            Self::TooMany(_) => HookOutcome::Limited,
+            Self::SlowBody(_) => HookOutcome::BadRequest,
             Self::TooLarge(_) => HookOutcome::TooLarge,
             Self::Read(_) => HookOutcome::BadRequest,
             Self::Body(IdentityError::NotConversation(_)) => HookOutcome::Unprocessable,
@@ -44,6 +52,10 @@ impl ResponseError for ReceiveError {
         match self {
             // No detail: a wrong token learns nothing.
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            // Tokens cannot be guessed at full speed; Retry-After says when to come back.
+            Self::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            // The sender stalled; nothing was stored.
+            Self::SlowBody(_) => StatusCode::REQUEST_TIMEOUT,
             // Refused before parsing.
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             // The connection broke or the body was malformed on the wire.
@@ -61,6 +73,11 @@ impl ResponseError for ReceiveError {
         let status = self.status_code();
         if let Self::Unauthorized = self {
             return HttpResponse::build(status).finish();
+        }
+        if let Self::TooMany(seconds) = self {
+            return HttpResponse::build(status)
+                .insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()))
+                .json(serde_json::json!({ "status": "error", "error": self.to_string() }));
         }
         HttpResponse::build(status).json(serde_json::json!({
             "status": "error",

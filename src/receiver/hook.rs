@@ -1,6 +1,6 @@
 //! `POST /hooks/smartsupp/{token}`: authenticate, limit, identify, route, commit, answer.
 
-use super::{client_ip::client_ip, ReceiveError, ReceiverState};
+use super::{ReceiveError, ReceiverState};
 use crate::metrics::HookOutcome;
 use crate::smartsupp::{self, Identity, Stored};
 use crate::store::{now_ms, Ingested, NewConversation};
@@ -48,7 +48,10 @@ async fn accept(
     state: &ReceiverState,
 ) -> Result<(HttpResponse, HookOutcome), ReceiveError> {
     let live = state.live();
+    let client = super::client(req, &live.trusted_proxies);
+    state.limiter.check(client).map_err(ReceiveError::TooMany)?;
     if !live.token_ok(token) {
+        state.limiter.failed(client);
         return Err(ReceiveError::Unauthorized);
     }
     let limit = live.max_body_bytes;
@@ -60,9 +63,9 @@ async fn accept(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ReceiveError::TooLarge(limit));
     }
-    let body = payload
-        .to_bytes_limited(limit)
+    let body = tokio::time::timeout(live.body_timeout, payload.to_bytes_limited(limit))
         .await
+        .map_err(|_| ReceiveError::SlowBody(live.body_timeout))?
         .map_err(|_| ReceiveError::TooLarge(limit))?
         .map_err(|e| ReceiveError::Read(e.to_string()))?;
     let identity = Identity::read(&body)?;
@@ -84,7 +87,7 @@ async fn accept(
         digest: Sha256::digest(&body).into(),
         raw: body,
         received_at,
-        client_ip: client_ip(req, &live.trusted_proxies).map(|ip| ip.to_string()),
+        client_ip: client.map(|c| c.ip.to_string()),
         kind: identity.kind,
         visitor_name: identity.name,
         visitor_email: identity.email,

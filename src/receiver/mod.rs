@@ -5,10 +5,11 @@ mod error;
 mod health;
 mod hook;
 
-pub use client_ip::client_ip;
+pub use client_ip::{client, client_ip};
 pub use error::ReceiveError;
 
 use crate::config::{IpNet, Settings};
+use crate::limiter::Limiter;
 use crate::metrics::Metrics;
 use crate::render::Renderer;
 use crate::routing::Router;
@@ -24,6 +25,8 @@ pub struct ReceiverState {
     live: RwLock<Arc<Live>>,
     store: Store,
     metrics: Arc<Metrics>,
+    /// Failed hook tokens count here, with failed admin credentials.
+    limiter: Arc<Limiter>,
 }
 
 /// The configuration-dependent part of the receiver.
@@ -31,6 +34,7 @@ pub struct Live {
     /// Each accepted hook token, compared in constant time.
     token_digests: Vec<TokenDigest>,
     max_body_bytes: usize,
+    body_timeout: std::time::Duration,
     trusted_proxies: Vec<IpNet>,
     router: Router,
     renderer: Arc<Renderer>,
@@ -45,11 +49,13 @@ impl ReceiverState {
         renderer: Arc<Renderer>,
         metrics: Arc<Metrics>,
         wakers: Wakers,
+        limiter: Arc<Limiter>,
     ) -> Self {
         Self {
             live: RwLock::new(Arc::new(Live::new(settings, renderer, wakers))),
             store,
             metrics,
+            limiter,
         }
     }
 
@@ -76,6 +82,7 @@ impl Live {
                 .map(|t| TokenDigest::of(t.expose()))
                 .collect(),
             max_body_bytes: settings.server.max_body_bytes,
+            body_timeout: settings.server.body_timeout.0,
             trusted_proxies: settings.server.trusted_proxies.clone(),
             router: Router::new(settings),
             renderer,
