@@ -300,3 +300,60 @@ async fn an_idle_session_ends() {
         "unused for longer than admin_idle_timeout"
     );
 }
+
+/// The image's environment, as deploy/Dockerfile sets it (`ENV NAME=value` lines).
+fn image_environment() -> Vec<(String, String)> {
+    std::fs::read_to_string(common::repo().join("deploy/Dockerfile"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("ENV "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+        .collect()
+}
+
+/// The shipped config as the image runs it, on port 0, with its store in `dir`.
+fn as_in_the_image(dir: &std::path::Path, admin_token: Option<&str>) -> Process {
+    let mut command = std::process::Command::new(BIN);
+    command
+        .current_dir(common::repo())
+        .args(["serve", "--config", "config/deskbridge.yaml"])
+        .env_remove("DESKBRIDGE_CONFIG")
+        .env_remove("DESKBRIDGE_ADMIN_TOKEN")
+        .envs(image_environment())
+        .env("DESKBRIDGE_SERVER__LISTEN", "0.0.0.0:0")
+        .env("DESKBRIDGE_HOOK_TOKEN", "a-hook-token-that-is-long-enough")
+        .env("DESKBRIDGE_LOG__FORMAT", "json")
+        .env(
+            "DESKBRIDGE_STORE__URL",
+            format!("sqlite://{}", dir.join("db.sqlite").display()),
+        )
+        .env("DESKBRIDGE_DESTINATIONS__OUTBOX__DIR", dir.join("outbox"));
+    if let Some(token) = admin_token {
+        command.env("DESKBRIDGE_ADMIN_TOKEN", token);
+    }
+    Process::spawn(command)
+}
+
+#[tokio::test]
+async fn the_image_serves_the_dashboard_only_with_an_admin_token_of_its_own() {
+    let environment = image_environment();
+    assert!(
+        environment
+            .iter()
+            .any(|(k, _)| k == "DESKBRIDGE_SERVER__ADMIN_TOKEN"),
+        "{environment:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let login = |port: u16| async move {
+        reqwest::get(format!("http://127.0.0.1:{port}/admin/login"))
+            .await
+            .unwrap()
+            .status()
+    };
+    let without = as_in_the_image(dir.path(), None);
+    assert_eq!(login(without.port).await, StatusCode::NOT_FOUND);
+    drop(without);
+    let with = as_in_the_image(dir.path(), Some("an-admin-token-of-the-operator"));
+    assert_eq!(login(with.port).await, StatusCode::OK);
+}

@@ -112,7 +112,17 @@ pub fn load(path: &Path) -> Result<(Settings, String), ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::file(path, format!("cannot read the configuration: {e}")))?;
     let tree = parse_yaml(&text).map_err(|e| ConfigError::file(path, e))?;
-    let settings = settings_from_tree(path, &text, tree, std::env::vars())?;
+    let mut settings = settings_from_tree(path, &text, tree, std::env::vars())?;
+    // An empty admin token (say `${DESKBRIDGE_ADMIN_TOKEN:-}` with the variable unset) turns
+    // the dashboard off, as leaving the key out does.
+    if settings
+        .server
+        .admin_token
+        .as_ref()
+        .is_some_and(|t| t.expose().trim().is_empty())
+    {
+        settings.server.admin_token = None;
+    }
     let mut problems = Problems::new(&text);
     super::validate::validate(&settings, &mut problems);
     problems.finish(path)?;

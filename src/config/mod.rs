@@ -65,7 +65,7 @@ pub struct ServerSettings {
     #[serde(deserialize_with = "types::ip_nets")]
     pub trusted_proxies: Vec<IpNet>,
     /// Turns the admin dashboard at `/admin` on: the token an admin signs in with (and scripts
-    /// send as `Authorization: Bearer`). Off when not set.
+    /// send as `Authorization: Bearer`). Off when not set or empty.
     pub admin_token: Option<Secret>,
     /// IANA time zone of dashboard times when the browser does not tell its own.
     pub admin_time_zone: String,

@@ -76,7 +76,8 @@ impl Process {
         Self::spawn(command)
     }
 
-    fn spawn(mut command: Command) -> Self {
+    /// Starts a prepared command that runs `deskbridge serve` with a JSON log.
+    pub fn spawn(mut command: Command) -> Self {
         let mut child = command
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
