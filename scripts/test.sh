@@ -4,8 +4,8 @@
 # npm registry, once), then runs every test with SQLite as the store (the multi-instance and
 # outage tests use PostgreSQL; the admin browser test needs /usr/bin/chromium and is skipped,
 # saying so, without it, except under CI), and the
-# integration tests of the spine, the destinations, operations and the admin API again with
-# PostgreSQL as the store.
+# integration tests of the spine, the destinations, operations, the admin API, the worker's
+# decisions and the security checks again with PostgreSQL as the store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v npm >/dev/null 2>&1; then
@@ -17,4 +17,4 @@ fi
 eval "$(scripts/pg-test-server.sh start)"
 export DESKBRIDGE_TEST_PG_RESTARTABLE=1
 cargo test --locked
-DESKBRIDGE_TEST_BACKEND=postgres cargo test --locked --test spine --test zendesk --test hubspot --test ops --test admin
+DESKBRIDGE_TEST_BACKEND=postgres cargo test --locked --test spine --test zendesk --test hubspot --test ops --test admin --test worker --test security

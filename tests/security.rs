@@ -357,3 +357,45 @@ async fn the_image_serves_the_dashboard_only_with_an_admin_token_of_its_own() {
     let with = as_in_the_image(dir.path(), Some("an-admin-token-of-the-operator"));
     assert_eq!(login(with.port).await, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn signing_out_on_one_instance_ends_the_session_on_another() {
+    let Some(admin) = common::pg_admin_url() else {
+        return;
+    };
+    let url = common::fresh_pg_database(&admin);
+    let mut config = admin_config("");
+    config.store_url = Some(url);
+    let first = TestApp::spawn(TestConfig {
+        destinations: config.destinations.clone(),
+        server_extra: config.server_extra.clone(),
+        store_url: config.store_url.clone(),
+        ..TestConfig::default()
+    })
+    .await;
+    let second = TestApp::spawn(config).await;
+    let cookie = sign_in(&first).await;
+    assert_eq!(
+        overview(&second, &cookie).await.0,
+        StatusCode::OK,
+        "one token, one session"
+    );
+    let (_, html) = overview(&first, &cookie).await;
+    let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = html[at..].split('"').next().unwrap().to_string();
+    let out = no_redirects()
+        .post(first.url("/admin/logout"))
+        .header("cookie", &cookie)
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    common::eventually(
+        "the other instance refuses the session",
+        Duration::from_secs(10),
+        || async { overview(&second, &cookie).await.0 != StatusCode::OK },
+    )
+    .await;
+}

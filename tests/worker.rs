@@ -311,6 +311,9 @@ async fn only_the_latest_claim_records_an_outcome() {
     assert!(current);
     let rows = deliveries(&db);
     assert_eq!((rows[0].state.as_str(), rows[0].attempts), ("done", 1));
+    let log = attempts(&db, second[0].id);
+    assert_eq!(log.len(), 1, "the attempt is logged with the move: {log:?}");
+    assert_eq!(log[0].2.as_deref(), Some("current"));
 }
 
 /// A destination that answers 200 with a body that never ends.

@@ -46,19 +46,19 @@ const INGEST_MANY: &str = "WITH input AS (
      )
      SELECT n, version FROM numbered";
 
-/// Logs an attempt and moves its delivery on, only while the claim it ran under (`$12`, the
-/// claim counter it set) is the latest: an attempt that outlived its lease, while another
-/// instance claimed the delivery again, writes nothing over the newer claim.
-const RECORD: &str = "WITH held AS (
-         SELECT id, attempts FROM deliveries WHERE id = $1 AND claims = $12 FOR UPDATE
-     ), logged AS (
-         INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, status, excerpt, error)
-         SELECT id, attempts + 1, $2, $3, $4, $5, $6 FROM held
+/// Moves a delivery on and logs its attempt, only while the claim the attempt ran under
+/// (`$12`, the claim counter it set) is the latest: an attempt that outlived its lease, while
+/// another instance claimed the delivery again, writes nothing over the newer claim. The
+/// attempt is logged from the updated row, so it is logged exactly when the delivery moved.
+const RECORD: &str = "WITH moved AS (
+         UPDATE deliveries SET attempts = attempts + $7, state = $8,
+             next_attempt_at = COALESCE($9, next_attempt_at), lease_until = NULL,
+             last_error = $6, result = COALESCE($10, result), updated_at = $11
+         WHERE id = $1 AND claims = $12
+         RETURNING id, attempts - $7 AS before
      )
-     UPDATE deliveries SET attempts = attempts + $7, state = $8,
-         next_attempt_at = COALESCE($9, next_attempt_at), lease_until = NULL,
-         last_error = $6, result = COALESCE($10, result), updated_at = $11
-     WHERE id = $1 AND claims = $12";
+     INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, status, excerpt, error)
+     SELECT id, before + 1, $2, $3, $4, $5, $6 FROM moved";
 
 /// An attempt outcome to commit.
 pub struct Record {
