@@ -26,6 +26,7 @@ pub mod config;
 pub mod destinations;
 pub mod metrics;
 pub mod receiver;
+pub mod redact;
 pub mod render;
 pub mod routing;
 pub mod samples;

@@ -87,12 +87,7 @@ pub fn validate(settings: &Settings, out: &mut Problems) {
         }
     }
     if let Some(url) = &settings.alerts.webhook_url {
-        if !matches!(reqwest::Url::parse(url), Ok(u) if matches!(u.scheme(), "http" | "https")) {
-            out.add(
-                "alerts.webhook_url",
-                format!("{url:?} is not an http(s) URL"),
-            );
-        }
+        http_url("alerts.webhook_url", url, out);
     }
     for (name, destination) in &settings.destinations {
         let at = format!("destinations.{name}");
@@ -115,13 +110,7 @@ pub fn validate(settings: &Settings, out: &mut Problems) {
         }
         match destination {
             DestinationSettings::Webhook(w) => {
-                match reqwest::Url::parse(&w.url) {
-                    Ok(url) if matches!(url.scheme(), "http" | "https") => {}
-                    _ => out.add(
-                        &format!("{at}.url"),
-                        format!("{:?} is not an http(s) URL", w.url),
-                    ),
-                }
+                http_url(&format!("{at}.url"), &w.url, out);
                 if reqwest::Method::from_bytes(w.method.as_bytes()).is_err() {
                     out.add(&format!("{at}.method"), "not an HTTP method");
                 }
@@ -158,6 +147,17 @@ pub fn validate(settings: &Settings, out: &mut Problems) {
     }
 }
 
+/// Records a problem at `key` unless `url` is an http(s) URL; the URL is quoted with its
+/// credentials masked.
+fn http_url(key: &str, url: &str, out: &mut Problems) {
+    if !matches!(reqwest::Url::parse(url), Ok(u) if matches!(u.scheme(), "http" | "https")) {
+        out.add(
+            key,
+            format!("{:?} is not an http(s) URL", crate::redact::url(url)),
+        );
+    }
+}
+
 fn zendesk(at: &str, z: &ZendeskSettings, out: &mut Problems) {
     match (&z.subdomain, &z.base_url) {
         (Some(sub), None) => {
@@ -169,15 +169,7 @@ fn zendesk(at: &str, z: &ZendeskSettings, out: &mut Problems) {
                 );
             }
         }
-        (None, Some(url)) => {
-            if !matches!(reqwest::Url::parse(url), Ok(u) if matches!(u.scheme(), "http" | "https"))
-            {
-                out.add(
-                    &format!("{at}.base_url"),
-                    format!("{url:?} is not an http(s) URL"),
-                );
-            }
-        }
+        (None, Some(url)) => http_url(&format!("{at}.base_url"), url, out),
         (Some(_), Some(_)) => out.add(at, "give subdomain or base_url, not both"),
         (None, None) => out.add(at, "subdomain (or base_url) is required"),
     }
@@ -242,13 +234,7 @@ fn hubspot(at: &str, h: &HubspotSettings, out: &mut Problems) {
             "a private app access token is required",
         );
     }
-    if !matches!(reqwest::Url::parse(&h.base_url), Ok(u) if matches!(u.scheme(), "http" | "https"))
-    {
-        out.add(
-            &format!("{at}.base_url"),
-            format!("{:?} is not an http(s) URL", h.base_url),
-        );
-    }
+    http_url(&format!("{at}.base_url"), &h.base_url, out);
     let version_ok = h.api_version == "v3"
         || (h.api_version.len() == 7
             && h.api_version.as_bytes()[4] == b'-'

@@ -72,7 +72,11 @@ pub async fn send(client: &reqwest::Client, request: &Request) -> Result<Deliver
     )
 }
 
+/// A failed exchange as a retryable error. The URL is left out: it may carry credentials
+/// (userinfo, a token in the query string), and the attempt log, the admin pages and the logs
+/// show this text.
 fn network_error(e: reqwest::Error) -> DeliveryError {
+    let e = e.without_url();
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

@@ -189,7 +189,7 @@ impl Store {
         } else if is_postgres(url) {
             Backend::Postgres(postgres::PgStore::open(url, pool_size).await?)
         } else {
-            return Err(StoreError::BadUrl(url.to_string()));
+            return Err(StoreError::BadUrl(crate::redact::url(url)));
         };
         Ok(Self {
             backend: Arc::new(backend),

@@ -53,13 +53,16 @@ pub async fn attempt(
         Err(error) => {
             record.status = error.status();
             record.excerpt = error.excerpt().map(str::to_string);
-            record.error = Some(error.to_string());
+            // Destinations leave URLs out of their errors; a URL quoted by anything else is
+            // masked before it reaches the attempt log and the logs.
+            let reason = crate::redact::urls_in(&error.to_string());
+            record.error = Some(reason.clone());
             let delay = match &error {
                 DeliveryError::Retryable { retry_after, .. } => {
                     backoff::next_delay(attempts, schedule, *retry_after, fastrand::f64())
                 }
                 DeliveryError::Deferred { wait, .. } => {
-                    tracing::warn!(error = %error, wait_ms = wait.as_millis() as u64, "not attempted; deferred");
+                    tracing::warn!(error = %reason, wait_ms = wait.as_millis() as u64, "not attempted; deferred");
                     let at = now_ms() + wait.as_millis() as i64;
                     answered(AttemptOutcome::Deferred);
                     drop(slot);
@@ -76,12 +79,12 @@ pub async fn attempt(
             };
             match delay {
                 Some(wait) => {
-                    tracing::warn!(error = %error, retry_in_ms = wait.as_millis() as u64, "attempt failed; will retry");
+                    tracing::warn!(error = %reason, retry_in_ms = wait.as_millis() as u64, "attempt failed; will retry");
                     let at = now_ms() + wait.as_millis() as i64;
                     (Next::Retry(at), progress.take(), AttemptOutcome::Retry)
                 }
                 None => {
-                    tracing::error!(error = %error, "delivery is dead; fix the cause and replay it");
+                    tracing::error!(error = %reason, "delivery is dead; fix the cause and replay it");
                     (Next::Dead, progress.take(), AttemptOutcome::Dead)
                 }
             }
