@@ -3,6 +3,9 @@
 use super::load::Problems;
 use super::{DestinationSettings, HubspotSettings, Settings, ZendeskSettings};
 
+/// Longest name of a file destination, so that its file names stay within 255 bytes.
+const MAX_FILE_DESTINATION_NAME: usize = 100;
+
 /// Shortest admin token accepted.
 const MIN_ADMIN_TOKEN: usize = 12;
 
@@ -139,6 +142,12 @@ pub fn validate(settings: &Settings, out: &mut Problems) {
             DestinationSettings::File(f) => {
                 if f.dir.trim().is_empty() {
                     out.add(&format!("{at}.dir"), "must name a folder");
+                }
+                if name.len() > MAX_FILE_DESTINATION_NAME {
+                    out.add(
+                        &at,
+                        format!("a file destination's name is part of every file it writes: at most {MAX_FILE_DESTINATION_NAME} characters"),
+                    );
                 }
             }
             DestinationSettings::Zendesk(z) => zendesk(&at, z, out),
