@@ -71,6 +71,11 @@ pub fn validate(settings: &Settings, out: &mut Problems) {
             "must start with sqlite:// (for example sqlite://data/deskbridge.sqlite) or postgres://",
         );
     }
+    if crate::store::is_postgres(&settings.store.url) {
+        if let Some(problem) = crate::store::postgres_url_problem(&settings.store.url) {
+            out.add("store.url", problem);
+        }
+    }
     if settings.store.pool_size == 0 {
         out.add("store.pool_size", "must be at least 1");
     }

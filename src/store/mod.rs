@@ -28,6 +28,9 @@ pub enum StoreError {
     /// The store URL is not one deskbridge understands.
     #[error("unsupported store url {0:?} (use sqlite://path/to/file.sqlite or postgres://user:password@host/database)")]
     BadUrl(String),
+    /// A PostgreSQL URL whose parameters cannot be used (e.g. its TLS settings).
+    #[error("store.url: {0}")]
+    Settings(String),
 }
 
 /// A conversation to commit, with the destinations it was routed to.
@@ -178,6 +181,12 @@ enum Backend {
 /// Whether `url` names a PostgreSQL database.
 pub fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// Why the parameters of a PostgreSQL `url` cannot be used (TLS settings, CA file, options the
+/// driver does not know), checked without connecting; `None` when they can.
+pub fn postgres_url_problem(url: &str) -> Option<String> {
+    postgres::tls::settings(url).err().map(|e| e.to_string())
 }
 
 impl Store {
