@@ -69,9 +69,10 @@ pub fn settings(url: &str) -> Result<(tokio_postgres::Config, Option<MakeRustls>
             _ => kept.push(pair),
         }
     }
-    let rest = match kept.is_empty() {
-        true => base.to_string(),
-        false => format!("{base}?{}", kept.join("&")),
+    let rest = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
     };
     let mut config: tokio_postgres::Config = rest.parse().map_err(|e: tokio_postgres::Error| {
         PgUrlError::Driver(crate::destinations::http::error_chain(&e))
