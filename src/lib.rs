@@ -27,6 +27,7 @@ pub mod destinations;
 pub mod limiter;
 pub mod metrics;
 pub mod receiver;
+pub mod redact;
 pub mod render;
 pub mod routing;
 pub mod samples;

@@ -560,3 +560,55 @@ async fn versions_reach_zendesk_in_order() {
         "the second version waited for the first"
     );
 }
+
+#[tokio::test]
+async fn only_web_addresses_of_pages_visited_become_links() {
+    let mock = zendesk().await;
+    let app = TestApp::spawn(helpdesk(&mock, "")).await;
+    let mut c = conversation(4);
+    c["paths"] = json!([
+        {"url": "https://shop.example/cart?a=1&b=2", "title": "Cart"},
+        {"url": "HTTP://Shop.Example/up"},
+        {"url": "javascript:alert(1)", "title": "Offer"},
+        {"url": " JavaScript:alert(2)"},
+        {"url": "java\tscript:alert(3)"},
+        {"url": "data:text/html,<script>alert(4)</script>"},
+        {"url": "//evil.example/protocol-relative"},
+        {"url": "/relative/path"},
+        {"url": "vbscript:msgbox(5)"},
+    ]);
+    app.post_hook(c.to_string()).await;
+    let r = &requests_at(&mock, 1).await[0];
+    let t = &json_body(r)["ticket"];
+    let html = t["comment"]["html_body"].as_str().unwrap();
+    let hrefs: Vec<String> = html
+        .split("href=\"")
+        .skip(1)
+        .map(|rest| {
+            rest.split('"')
+                .next()
+                .unwrap()
+                .replace("&#x3D;", "=")
+                .replace("&amp;", "&")
+        })
+        .collect();
+    assert_eq!(
+        hrefs,
+        vec![
+            "https://shop.example/cart?a=1&b=2",
+            "http://shop.example/up"
+        ],
+        "{html}"
+    );
+    for shown in [
+        "Offer: javascript:alert(1)",
+        "JavaScript:alert(2)",
+        "data:text/html,&lt;script&gt;alert(4)&lt;/script&gt;",
+        "//evil.example/protocol-relative",
+        "/relative/path",
+        "vbscript:msgbox(5)",
+    ] {
+        assert!(html.contains(shown), "{shown} is shown as text:\n{html}");
+    }
+    assert!(!html.contains("<script>"), "{html}");
+}

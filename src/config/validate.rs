@@ -3,6 +3,9 @@
 use super::load::Problems;
 use super::{DestinationSettings, HubspotSettings, Settings, ZendeskSettings};
 
+/// Longest name of a file destination, so that its file names stay within 255 bytes.
+const MAX_FILE_DESTINATION_NAME: usize = 100;
+
 /// Shortest admin token accepted.
 const MIN_ADMIN_TOKEN: usize = 12;
 /// Tokens the shipped configuration falls back to, for a developer's own machine only.
@@ -118,6 +121,11 @@ pub fn validate(settings: &Settings, out: &mut Problems) {
             "must start with sqlite:// (for example sqlite://data/deskbridge.sqlite) or postgres://",
         );
     }
+    if crate::store::is_postgres(&settings.store.url) {
+        if let Some(problem) = crate::store::postgres_url_problem(&settings.store.url) {
+            out.add("store.url", problem);
+        }
+    }
     if settings.store.pool_size == 0 {
         out.add("store.pool_size", "must be at least 1");
     }
@@ -137,12 +145,7 @@ pub fn validate(settings: &Settings, out: &mut Problems) {
         }
     }
     if let Some(url) = &settings.alerts.webhook_url {
-        if !matches!(reqwest::Url::parse(url), Ok(u) if matches!(u.scheme(), "http" | "https")) {
-            out.add(
-                "alerts.webhook_url",
-                format!("{url:?} is not an http(s) URL"),
-            );
-        }
+        http_url("alerts.webhook_url", url, out);
     }
     for (name, destination) in &settings.destinations {
         let at = format!("destinations.{name}");
@@ -165,13 +168,7 @@ pub fn validate(settings: &Settings, out: &mut Problems) {
         }
         match destination {
             DestinationSettings::Webhook(w) => {
-                match reqwest::Url::parse(&w.url) {
-                    Ok(url) if matches!(url.scheme(), "http" | "https") => {}
-                    _ => out.add(
-                        &format!("{at}.url"),
-                        format!("{:?} is not an http(s) URL", w.url),
-                    ),
-                }
+                http_url(&format!("{at}.url"), &w.url, out);
                 if reqwest::Method::from_bytes(w.method.as_bytes()).is_err() {
                     out.add(&format!("{at}.method"), "not an HTTP method");
                 }
@@ -201,10 +198,27 @@ pub fn validate(settings: &Settings, out: &mut Problems) {
                 if f.dir.trim().is_empty() {
                     out.add(&format!("{at}.dir"), "must name a folder");
                 }
+                if name.len() > MAX_FILE_DESTINATION_NAME {
+                    out.add(
+                        &at,
+                        format!("a file destination's name is part of every file it writes: at most {MAX_FILE_DESTINATION_NAME} characters"),
+                    );
+                }
             }
             DestinationSettings::Zendesk(z) => zendesk(&at, z, out),
             DestinationSettings::Hubspot(h) => hubspot(&at, h, out),
         }
+    }
+}
+
+/// Records a problem at `key` unless `url` is an http(s) URL; the URL is quoted with its
+/// credentials masked.
+fn http_url(key: &str, url: &str, out: &mut Problems) {
+    if !matches!(reqwest::Url::parse(url), Ok(u) if matches!(u.scheme(), "http" | "https")) {
+        out.add(
+            key,
+            format!("{:?} is not an http(s) URL", crate::redact::url(url)),
+        );
     }
 }
 
@@ -219,15 +233,7 @@ fn zendesk(at: &str, z: &ZendeskSettings, out: &mut Problems) {
                 );
             }
         }
-        (None, Some(url)) => {
-            if !matches!(reqwest::Url::parse(url), Ok(u) if matches!(u.scheme(), "http" | "https"))
-            {
-                out.add(
-                    &format!("{at}.base_url"),
-                    format!("{url:?} is not an http(s) URL"),
-                );
-            }
-        }
+        (None, Some(url)) => http_url(&format!("{at}.base_url"), url, out),
         (Some(_), Some(_)) => out.add(at, "give subdomain or base_url, not both"),
         (None, None) => out.add(at, "subdomain (or base_url) is required"),
     }
@@ -292,13 +298,7 @@ fn hubspot(at: &str, h: &HubspotSettings, out: &mut Problems) {
             "a private app access token is required",
         );
     }
-    if !matches!(reqwest::Url::parse(&h.base_url), Ok(u) if matches!(u.scheme(), "http" | "https"))
-    {
-        out.add(
-            &format!("{at}.base_url"),
-            format!("{:?} is not an http(s) URL", h.base_url),
-        );
-    }
+    http_url(&format!("{at}.base_url"), &h.base_url, out);
     let version_ok = h.api_version == "v3"
         || (h.api_version.len() == 7
             && h.api_version.as_bytes()[4] == b'-'

@@ -95,7 +95,11 @@ pub async fn send(client: &reqwest::Client, request: &Request) -> Result<Deliver
     )
 }
 
+/// A failed exchange as a retryable error. The URL is left out: it may carry credentials
+/// (userinfo, a token in the query string), and the attempt log, the admin pages and the logs
+/// show this text.
 fn network_error(e: reqwest::Error) -> DeliveryError {
+    let e = e.without_url();
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -111,13 +115,17 @@ fn network_error(e: reqwest::Error) -> DeliveryError {
     }
 }
 
-/// The error and its causes on one line.
+/// The error and its causes on one line; a cause that its error already quotes (as
+/// tokio-postgres errors do) is not repeated.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        let cause = s.to_string();
+        if !text.ends_with(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
         source = s.source();
     }
     text
@@ -204,6 +212,24 @@ mod tests {
         for s in [301, 400, 401, 403, 404, 409, 422, 501] {
             assert!(dead(s), "{s} should be dead");
         }
+    }
+
+    #[test]
+    fn a_cause_the_error_already_quotes_is_not_repeated() {
+        #[derive(Debug)]
+        struct Quoting(std::io::Error);
+        impl std::fmt::Display for Quoting {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "handshake failed: {}", self.0)
+            }
+        }
+        impl std::error::Error for Quoting {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Quoting(std::io::Error::other("bad certificate"));
+        assert_eq!(error_chain(&e), "handshake failed: bad certificate");
     }
 
     #[test]

@@ -75,9 +75,16 @@ pub struct Request {
 }
 
 impl Request {
-    /// The request as text with secret header values masked, for `render` and logs.
+    /// The request as text with secret header values and the URL's credentials masked
+    /// ([`crate::redact::url`]), for `render`, the admin pages and logs.
     pub fn display_masked(&self) -> String {
-        let mut out = format!("{} {}\n", self.method, self.url);
+        let target = if self.method == "WRITE" {
+            // The file destination's target is a path, not a URL.
+            self.url.clone()
+        } else {
+            crate::redact::url(&self.url)
+        };
+        let mut out = format!("{} {target}\n", self.method);
         for (name, value, secret) in &self.headers {
             let shown = if *secret { "***" } else { value.as_str() };
             out.push_str(&format!("{name}: {shown}\n"));

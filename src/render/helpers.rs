@@ -1,4 +1,5 @@
-//! Template helpers: `json`, `datetime`, `duration`, `transcript`, `default`, `truncate`.
+//! Template helpers: `json`, `datetime`, `duration`, `transcript`, `default`, `truncate`,
+//! `html`, `web_url`, `include`.
 
 use super::transcript;
 use chrono::format::{Item, StrftimeItems};
@@ -20,6 +21,7 @@ pub fn register(registry: &mut Handlebars<'static>) {
     registry.register_helper("default", Box::new(ValueHelper(default_value)));
     registry.register_helper("truncate", Box::new(ValueHelper(truncate_text)));
     registry.register_helper("html", Box::new(ValueHelper(html)));
+    registry.register_helper("web_url", Box::new(ValueHelper(web_url_helper)));
 }
 
 /// A helper whose result is a value, escaped like a variable by the template's file type.
@@ -208,6 +210,25 @@ fn html(h: &Helper) -> Result<Value, RenderError> {
     Ok(Value::String(text))
 }
 
+/// `value` as an absolute `http` or `https` URL, in the normalised form a browser would follow
+/// (scheme and host lower-case, surrounding blanks and embedded tabs and line breaks removed);
+/// `None` for anything else: other schemes such as `javascript:`, `data:` or `vbscript:`,
+/// relative and protocol-relative addresses, and text that is not a URL.
+pub fn web_url(value: &str) -> Option<String> {
+    let url = reqwest::Url::parse(value).ok()?;
+    matches!(url.scheme(), "http" | "https").then(|| url.to_string())
+}
+
+/// `{{web_url value}}`: [`web_url`], or an empty string (false in `{{#if}}`), so that only web
+/// addresses become links: `{{#if (web_url url)}}<a href="{{web_url url}}">…</a>{{/if}}`.
+fn web_url_helper(h: &Helper) -> Result<Value, RenderError> {
+    let shown = match param(h, "web_url", 0)? {
+        Value::String(s) => web_url(s),
+        _ => None,
+    };
+    Ok(Value::String(shown.unwrap_or_default()))
+}
+
 /// `{{include "name.html.hbs"}}` in JSON templates: renders an HTML or text template with the
 /// root context and returns its output, which the JSON template then escapes as string
 /// content. HTML keeps its own escaping, and template files keep their line breaks.
@@ -276,6 +297,33 @@ mod tests {
     fn truncation_counts_characters() {
         assert_eq!(truncate("héllo world", 5, "…"), "héll…");
         assert_eq!(truncate("short", 10, "…"), "short");
+    }
+
+    #[test]
+    fn only_http_and_https_addresses_are_web_urls() {
+        for (given, expected) in [
+            (
+                "https://shop.example/cart?a=1",
+                Some("https://shop.example/cart?a=1"),
+            ),
+            ("HTTP://Shop.Example", Some("http://shop.example/")),
+            (
+                " https://shop.example/a\tb ",
+                Some("https://shop.example/ab"),
+            ),
+            ("javascript:alert(1)", None),
+            (" JavaScript:alert(1)", None),
+            ("java\tscript:alert(1)", None),
+            ("\u{1}javascript:alert(1)", None),
+            ("data:text/html,<script>alert(1)</script>", None),
+            ("vbscript:msgbox(1)", None),
+            ("//evil.example/x", None),
+            ("/relative", None),
+            ("mailto:a@b.example", None),
+            ("", None),
+        ] {
+            assert_eq!(web_url(given).as_deref(), expected, "{given:?}");
+        }
     }
 
     #[test]

@@ -4,6 +4,12 @@
 use bytes::Bytes;
 use serde::Serialize;
 
+/// A recorded error as shown: URLs in it masked ([`crate::redact::urls_in`]), for errors
+/// recorded before attempts masked their own.
+pub fn shown_error(error: Option<String>) -> Option<String> {
+    error.map(|e| crate::redact::urls_in(&e))
+}
+
 /// One delivery as listed.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeliveryInfo {

@@ -29,6 +29,9 @@ pub enum StoreError {
     /// The store URL is not one deskbridge understands.
     #[error("unsupported store url {0:?} (use sqlite://path/to/file.sqlite or postgres://user:password@host/database)")]
     BadUrl(String),
+    /// A PostgreSQL URL whose parameters cannot be used (e.g. its TLS settings).
+    #[error("store.url: {0}")]
+    Settings(String),
 }
 
 /// A conversation to commit, with the destinations it was routed to.
@@ -203,6 +206,12 @@ pub fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
+/// Why the parameters of a PostgreSQL `url` cannot be used (TLS settings, CA file, options the
+/// driver does not know), checked without connecting; `None` when they can.
+pub fn postgres_url_problem(url: &str) -> Option<String> {
+    postgres::tls::settings(url).err().map(|e| e.to_string())
+}
+
 impl Store {
     /// Opens the store at `url` (creating and migrating it if needed); `pool_size` is the
     /// most connections a PostgreSQL store opens.
@@ -212,7 +221,7 @@ impl Store {
         } else if is_postgres(url) {
             Backend::Postgres(postgres::PgStore::open(url, pool_size).await?)
         } else {
-            return Err(StoreError::BadUrl(url.to_string()));
+            return Err(StoreError::BadUrl(crate::redact::url(url)));
         };
         Ok(Self {
             backend: Arc::new(backend),

@@ -46,7 +46,11 @@ impl Alerts {
                     status = r.status().as_u16(),
                     "the alert webhook refused an alert"
                 ),
-                Err(e) => tracing::warn!(error = %e, "cannot post an alert"),
+                Err(e) => tracing::warn!(
+                    error = %crate::destinations::http::error_chain(&e.without_url()),
+                    url = %crate::redact::url(&url),
+                    "cannot post an alert"
+                ),
             }
         });
     }

@@ -93,8 +93,11 @@ pub async fn attempt(
         Err(error) => {
             record.status = error.status();
             record.excerpt = error.excerpt().map(str::to_string);
-            record.error = Some(error.to_string());
-            log_failure(&error, &decision);
+            // Destinations leave URLs out of their errors; a URL quoted by anything else is
+            // masked before it reaches the attempt log and the logs.
+            let reason = crate::redact::urls_in(&error.to_string());
+            log_failure(&reason, &decision);
+            record.error = Some(reason);
             progress.take()
         }
     };
@@ -106,7 +109,7 @@ pub async fn attempt(
     }
 }
 
-fn log_failure(error: &DeliveryError, decision: &Decision) {
+fn log_failure(error: &str, decision: &Decision) {
     let in_ms = |at: i64| (at - now_ms()).max(0);
     match decision.next {
         Next::Defer(at) => {

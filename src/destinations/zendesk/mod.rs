@@ -198,7 +198,7 @@ impl Zendesk {
         how: &str,
     ) -> Delivered {
         let url = self.ticket_url(id);
-        tracing::info!(ticket_id = id, url = %url, "Zendesk ticket {how}");
+        tracing::info!(ticket_id = id, url = %crate::redact::url(&url), "Zendesk ticket {how}");
         Delivered {
             status: Some(response.status),
             excerpt: http::excerpt(&response.body),

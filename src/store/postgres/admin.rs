@@ -2,10 +2,10 @@
 
 use super::failed;
 use crate::store::admin::{
-    conversations_sql, destination_stats_sql, last_error_sql, retention_condition, AttemptInfo,
-    ConversationQuery, ConversationRow, ConversationVersion, DeliveryDetail, DeliveryFilter,
-    DeliveryInfo, DestinationStats, Dialect, Erased, Overview, Param, Purged, Replay, Retention,
-    StateCounts, DELIVERY_COLUMNS,
+    conversations_sql, destination_stats_sql, last_error_sql, retention_condition, shown_error,
+    AttemptInfo, ConversationQuery, ConversationRow, ConversationVersion, DeliveryDetail,
+    DeliveryFilter, DeliveryInfo, DestinationStats, Dialect, Erased, Overview, Param, Purged,
+    Replay, Retention, StateCounts, DELIVERY_COLUMNS,
 };
 use crate::store::{now_ms, StoreError};
 use deadpool_postgres::Client;
@@ -21,7 +21,7 @@ fn delivery(r: &Row) -> DeliveryInfo {
         state: r.get(4),
         attempts: i64::from(r.get::<_, i32>(5)),
         next_attempt_at: r.get(6),
-        last_error: r.get(7),
+        last_error: shown_error(r.get(7)),
         result: r.get(8),
         created_at: r.get(9),
         updated_at: r.get(10),
@@ -81,7 +81,7 @@ pub async fn attempts(
             duration_ms: r.get(3),
             status: r.get::<_, Option<i32>>(4).map(i64::from),
             excerpt: r.get(5),
-            error: r.get(6),
+            error: shown_error(r.get(6)),
         });
     }
     Ok(out)
@@ -280,7 +280,7 @@ pub async fn overview(c: &Client, now: i64) -> Result<Overview, StoreError> {
             .await
             .map_err(failed)?
         {
-            d.last_error = r.get(0);
+            d.last_error = shown_error(r.get(0));
             d.last_error_at = r.get(1);
         }
     }

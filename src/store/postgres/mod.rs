@@ -10,6 +10,7 @@ use super::{
 use crate::smartsupp::Stored;
 mod admin;
 mod batch;
+pub mod tls;
 
 use super::admin::{
     AttemptInfo, ConversationQuery, ConversationRow, ConversationVersion, DeliveryDetail,
@@ -53,21 +54,57 @@ pub(super) fn failed(e: impl std::error::Error) -> StoreError {
     StoreError::Unavailable(crate::destinations::http::error_chain(&e))
 }
 
+/// How many migrations the database has applied (0 for a new database).
+async fn applied(c: &(impl tokio_postgres::GenericClient + Sync)) -> Result<usize, StoreError> {
+    let exists: bool = c
+        .query_one(
+            "SELECT to_regclass('deskbridge_migrations') IS NOT NULL",
+            &[],
+        )
+        .await
+        .map_err(failed)?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    let version: i32 = c
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM deskbridge_migrations",
+            &[],
+        )
+        .await
+        .map_err(failed)?
+        .get(0);
+    Ok(usize::try_from(version).unwrap_or(0))
+}
+
+/// A failed migration step; when the role may not change the schema, what to do instead.
+fn migration_failed(step: &str, e: tokio_postgres::Error) -> StoreError {
+    let mut text = format!("{step}: {}", crate::destinations::http::error_chain(&e));
+    if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
+        text.push_str(
+            " (the role of store.url may not change the schema: run `deskbridge migrate` with \
+             the schema owner's URL, e.g. DESKBRIDGE_STORE__URL=postgres://owner@host/db \
+             deskbridge migrate; see docs/OPERATIONS.md)",
+        );
+    }
+    StoreError::Unavailable(text)
+}
+
 impl PgStore {
     /// Connects (lazily, through the pool) and applies missing migrations.
     pub async fn open(url: &str, pool_size: usize) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| StoreError::BadUrl(format!("{e}")))?;
+        let (mut config, tls) =
+            tls::settings(url).map_err(|e| StoreError::Settings(e.to_string()))?;
         config.connect_timeout(CONNECT_TIMEOUT);
         config.application_name("deskbridge");
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let recycling = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match tls {
+            Some(tls) => Manager::from_config(config, tls, recycling),
+            None => Manager::from_config(config, NoTls, recycling),
+        };
         let pool = Pool::builder(manager)
             .max_size(pool_size.max(1))
             .runtime(Runtime::Tokio1)
@@ -87,9 +124,13 @@ impl PgStore {
     }
 
     /// Applies missing migrations under an advisory lock, so instances starting together do
-    /// not race.
+    /// not race. A store that is up to date is not touched, so deskbridge can run as a role
+    /// that may read and write rows but not change the schema (docs/OPERATIONS.md).
     pub async fn migrate(&self) -> Result<usize, StoreError> {
         let mut client = self.client().await?;
+        if applied(&**client).await? >= MIGRATIONS.len() {
+            return Ok(0);
+        }
         let tx = client.transaction().await.map_err(failed)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await
@@ -99,20 +140,12 @@ impl PgStore {
                  version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
         )
         .await
-        .map_err(failed)?;
-        let applied: i32 = tx
-            .query_one(
-                "SELECT COALESCE(MAX(version), 0) FROM deskbridge_migrations",
-                &[],
-            )
-            .await
-            .map_err(failed)?
-            .get(0);
+        .map_err(|e| migration_failed("creating deskbridge_migrations", e))?;
         let mut count = 0;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied(&*tx).await?) {
             tx.batch_execute(sql)
                 .await
-                .map_err(|e| unavailable(format!("migration {}: {e}", i + 1)))?;
+                .map_err(|e| migration_failed(&format!("migration {}", i + 1), e))?;
             tx.execute(
                 "INSERT INTO deskbridge_migrations (version, applied_at) VALUES ($1, $2)",
                 &[&((i + 1) as i32), &now_ms()],

@@ -1,10 +1,10 @@
 //! Operator queries on SQLite: reads on the reader connection, changes on the writer's.
 
 use crate::store::admin::{
-    conversations_sql, destination_stats_sql, last_error_sql, retention_condition, AttemptInfo,
-    ConversationQuery, ConversationRow, ConversationVersion, DeliveryDetail, DeliveryFilter,
-    DeliveryInfo, DestinationStats, Dialect, Erased, Overview, Param, Purged, Replay, Retention,
-    StateCounts, DELIVERY_COLUMNS,
+    conversations_sql, destination_stats_sql, last_error_sql, retention_condition, shown_error,
+    AttemptInfo, ConversationQuery, ConversationRow, ConversationVersion, DeliveryDetail,
+    DeliveryFilter, DeliveryInfo, DestinationStats, Dialect, Erased, Overview, Param, Purged,
+    Replay, Retention, StateCounts, DELIVERY_COLUMNS,
 };
 use crate::store::now_ms;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -19,7 +19,7 @@ fn delivery(r: &Row) -> rusqlite::Result<DeliveryInfo> {
         state: r.get(4)?,
         attempts: r.get(5)?,
         next_attempt_at: r.get(6)?,
-        last_error: r.get(7)?,
+        last_error: shown_error(r.get(7)?),
         result: r.get(8)?,
         created_at: r.get(9)?,
         updated_at: r.get(10)?,
@@ -79,7 +79,7 @@ pub fn attempts(
                     duration_ms: r.get(2)?,
                     status: r.get(3)?,
                     excerpt: r.get(4)?,
-                    error: r.get(5)?,
+                    error: shown_error(r.get(5)?),
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -251,7 +251,7 @@ pub fn overview(conn: &Connection, now: i64) -> rusqlite::Result<Overview> {
             .query_row([&d.destination], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
         {
-            d.last_error = Some(error);
+            d.last_error = shown_error(Some(error));
             d.last_error_at = Some(at);
         }
     }
