@@ -141,6 +141,9 @@ impl Application {
         let store = Store::open(&settings.store.url, settings.store.pool_size)
             .await
             .context("opening the store")?;
+        for destination in &destinations {
+            destination.attach(&store);
+        }
         let recovered = store.recover().await.context("recovering leases")?;
         if recovered > 0 {
             tracing::warn!(
@@ -279,6 +282,9 @@ impl Application {
             tracing::warn!(
                 "store.url and server.listen take effect at the next start, not on reload"
             );
+        }
+        for destination in &destinations {
+            destination.attach(&self.store);
         }
         let names: Vec<String> = settings.destinations.keys().cloned().collect();
         self.metrics.ensure(&names);

@@ -26,6 +26,7 @@ pub mod config;
 pub mod destinations;
 pub mod limiter;
 pub mod metrics;
+pub mod oauth;
 pub mod receiver;
 pub mod redact;
 pub mod render;

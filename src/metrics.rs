@@ -62,6 +62,8 @@ struct DestinationMetrics {
     dead: AtomicU64,
     deferred: AtomicU64,
     state: AtomicU64,
+    /// Why it is paused (the error that paused it), for the dashboard; not exported.
+    reason: std::sync::Mutex<Option<String>>,
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_micros: AtomicU64,
@@ -137,6 +139,19 @@ impl Metrics {
         if let Some(m) = self.destination(destination) {
             m.state.store(state.gauge(), Relaxed);
         }
+    }
+
+    /// Sets why a destination is paused or probing (`None` when it delivers).
+    pub fn destination_reason(&self, destination: &str, reason: Option<String>) {
+        if let Some(m) = self.destination(destination) {
+            *m.reason.lock().unwrap_or_else(|p| p.into_inner()) = reason;
+        }
+    }
+
+    /// Why a destination is paused, as its lane last said.
+    pub fn destination_reason_of(&self, destination: &str) -> Option<String> {
+        self.destination(destination)
+            .and_then(|m| m.reason.lock().unwrap_or_else(|p| p.into_inner()).clone())
     }
 
     /// A destination's health as its lane last set it; `None` for a destination this process

@@ -341,23 +341,52 @@ async fn validation_errors_are_dead_with_zendesk_details() {
 }
 
 #[tokio::test]
-async fn credential_and_permission_failures_say_what_to_check() {
-    for (status, words) in [
-        (401, "check email and api_token"),
-        (403, "denied permission"),
-    ] {
-        let (mock, _) = sequence(vec![ResponseTemplate::new(status)
-            .set_body_json(json!({"error": "Couldn't authenticate you"}))])
-        .await;
-        let app = TestApp::spawn(helpdesk(&mock, "")).await;
-        app.post_hook(conversation(1).to_string()).await;
-        let dead = state_of_first(&app, "dead").await;
-        assert!(
-            dead.last_error.as_deref().unwrap().contains(words),
-            "{status}: {:?}",
-            dead.last_error
-        );
-    }
+async fn a_permission_failure_says_what_to_check() {
+    let (mock, _) = sequence(vec![
+        ResponseTemplate::new(403).set_body_json(json!({"error": "Forbidden"}))
+    ])
+    .await;
+    let app = TestApp::spawn(helpdesk(&mock, "")).await;
+    app.post_hook(conversation(1).to_string()).await;
+    let dead = state_of_first(&app, "dead").await;
+    assert!(
+        dead.last_error
+            .as_deref()
+            .unwrap()
+            .contains("denied permission"),
+        "{:?}",
+        dead.last_error
+    );
+}
+
+#[tokio::test]
+async fn refused_credentials_pause_the_destination_without_spending_attempts() {
+    let (mock, _) = sequence(vec![
+        ResponseTemplate::new(401).set_body_json(json!({"error": "Couldn't authenticate you"}))
+    ])
+    .await;
+    let app = TestApp::spawn(helpdesk(&mock, "")).await;
+    app.post_hook(conversation(1).to_string()).await;
+    eventually(
+        "the destination paused",
+        Duration::from_secs(10),
+        || async {
+            app.metrics()
+                .await
+                .contains("deskbridge_destination_state{destination=\"helpdesk\"} 1")
+        },
+    )
+    .await;
+    let d = deliveries(&app.db()).remove(0);
+    assert_eq!((d.state.as_str(), d.attempts), ("pending", 0), "{d:?}");
+    assert!(
+        d.last_error
+            .as_deref()
+            .unwrap()
+            .contains("check auth (OAuth), or email and api_token"),
+        "{:?}",
+        d.last_error
+    );
 }
 
 #[tokio::test]

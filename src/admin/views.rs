@@ -36,6 +36,8 @@ pub struct DestinationView {
     /// `delivering`, `paused` (by the circuit breaker), `probing` (as seen by the instance
     /// that answers), `elsewhere` (this instance does not deliver), or `not configured`.
     pub state: &'static str,
+    /// Why it is paused or probing (the error that paused it), as this instance saw it.
+    pub paused_because: Option<String>,
     /// Pending deliveries.
     pub pending: i64,
     /// Creation time of the oldest pending delivery (epoch ms).
@@ -82,6 +84,10 @@ pub async fn overview(
                         .destination_state_of(&name)
                         .map_or("delivering", |s| s.name()),
                 },
+                paused_because: health
+                    .filter(|_| configured)
+                    .and_then(|m| m.destination_reason_of(&name))
+                    .map(|r| crate::redact::urls_in(&r)),
                 pending: stats.map_or(0, |s| s.pending),
                 oldest_pending_at: stats.and_then(|s| s.oldest_pending_at),
                 oldest_pending_seconds: stats

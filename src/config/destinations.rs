@@ -166,8 +166,10 @@ pub struct ZendeskSettings {
     pub email: Option<String>,
     /// API token (Basic auth as `{email}/token`).
     pub api_token: Option<Secret>,
-    /// OAuth access token (Bearer), instead of email and API token.
+    /// A fixed OAuth access token (Bearer), instead of email and API token.
     pub oauth_token: Option<Secret>,
+    /// OAuth 2.0 with a confidential client: access tokens fetched and renewed by deskbridge.
+    pub auth: Option<AuthSettings>,
     /// `create` (live tickets) or `import` (Ticket Import: the chat's own timestamps).
     #[serde(default)]
     pub mode: ZendeskMode,
@@ -190,6 +192,47 @@ pub struct ZendeskSettings {
     /// looked up by `external_id` before creating again.
     #[serde(default = "two_hours")]
     pub idempotency_window: HumanDuration,
+}
+
+/// `auth:` of a destination: how its access tokens are obtained.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuthSettings {
+    /// OAuth 2.0 (RFC 6749) with a confidential client.
+    Oauth(OAuthSettings),
+}
+
+/// `auth: {kind: oauth, …}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthSettings {
+    /// `client_credentials` (the client's own identity) or `refresh_token` (a user's grant,
+    /// renewed with rotating refresh tokens kept in the store).
+    #[serde(default)]
+    pub grant: OAuthGrant,
+    /// The OAuth client's identifier.
+    pub client_id: String,
+    /// The OAuth client's secret (also `client_secret_file`).
+    pub client_secret: Secret,
+    /// Space-separated scopes asked for with `client_credentials` (each destination has a
+    /// default).
+    pub scope: Option<String>,
+    /// With `grant: refresh_token`: the refresh token that seeds the store the first time, or
+    /// after the admin authorised again (also `refresh_token_file`).
+    pub refresh_token: Option<Secret>,
+    /// The token endpoint, instead of the destination's own (tests, proxies).
+    pub token_url: Option<String>,
+}
+
+/// Which OAuth 2.0 grant obtains access tokens.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OAuthGrant {
+    /// `grant_type=client_credentials`.
+    #[default]
+    ClientCredentials,
+    /// `grant_type=refresh_token`, rotating.
+    RefreshToken,
 }
 
 /// Ticket creation mode.

@@ -14,6 +14,8 @@ const SECRET_KEYS: &[&str] = &[
     "access_token",
     "oauth_token",
     "signing_secret",
+    "client_secret",
+    "refresh_token",
 ];
 
 /// Prefix of environment overrides (`DESKBRIDGE_SECTION__KEY`).

@@ -237,6 +237,16 @@ fn zendesk(at: &str, z: &ZendeskSettings, out: &mut Problems) {
         (Some(_), Some(_)) => out.add(at, "give subdomain or base_url, not both"),
         (None, None) => out.add(at, "subdomain (or base_url) is required"),
     }
+    if let Some(crate::config::AuthSettings::Oauth(o)) = &z.auth {
+        oauth(&format!("{at}.auth"), o, out);
+        if z.email.is_some() || z.api_token.is_some() || z.oauth_token.is_some() {
+            out.add(
+                &format!("{at}.auth"),
+                "give auth (OAuth), or email and api_token, or oauth_token: one of them",
+            );
+        }
+        return zendesk_rest(at, z, out);
+    }
     match (&z.email, &z.api_token, &z.oauth_token) {
         (Some(_), Some(_), None) | (None, None, Some(_)) => {}
         (_, _, Some(_)) => out.add(at, "give email and api_token, or oauth_token, not both"),
@@ -250,9 +260,38 @@ fn zendesk(at: &str, z: &ZendeskSettings, out: &mut Problems) {
         ),
         (None, None, None) => out.add(
             at,
-            "credentials are required: email and api_token, or oauth_token",
+            "credentials are required: auth (OAuth), or email and api_token, or oauth_token",
         ),
     }
+    zendesk_rest(at, z, out);
+}
+
+/// Checks `auth: {kind: oauth}` at `at`.
+fn oauth(at: &str, o: &crate::config::OAuthSettings, out: &mut Problems) {
+    if o.client_id.trim().is_empty() {
+        out.add(&format!("{at}.client_id"), "must not be empty");
+    }
+    if o.client_secret.expose().trim().is_empty() {
+        out.add(&format!("{at}.client_secret"), "must not be empty");
+    }
+    match (o.grant, &o.refresh_token) {
+        (crate::config::OAuthGrant::RefreshToken, None) => out.add(
+            &format!("{at}.refresh_token"),
+            "grant refresh_token needs the refresh_token that seeds the store",
+        ),
+        (crate::config::OAuthGrant::ClientCredentials, Some(_)) => out.add(
+            &format!("{at}.refresh_token"),
+            "is used with grant: refresh_token only",
+        ),
+        _ => {}
+    }
+    if let Some(url) = &o.token_url {
+        http_url(&format!("{at}.token_url"), url, out);
+    }
+}
+
+/// The Zendesk checks that do not depend on the credentials.
+fn zendesk_rest(at: &str, z: &ZendeskSettings, out: &mut Problems) {
     if z.time_zone.parse::<chrono_tz::Tz>().is_err() {
         out.add(
             &format!("{at}.time_zone"),

@@ -131,6 +131,16 @@ pub enum DeliveryError {
         /// How long to wait.
         wait: Duration,
     },
+    /// The destination refused deskbridge's credentials (its token endpoint refused the
+    /// client, or a fresh token was refused): no request will pass until an admin fixes them.
+    /// The destination pauses and the delivery waits, spending no attempt.
+    #[error("{reason}")]
+    Unauthorized {
+        /// What happened, in words.
+        reason: String,
+        /// HTTP status, where there was one.
+        status: Option<u16>,
+    },
     /// Trying again will not help until someone changes something.
     #[error("{reason}")]
     Permanent {
@@ -157,7 +167,9 @@ impl DeliveryError {
     /// HTTP status of the failed attempt, if any.
     pub fn status(&self) -> Option<u16> {
         match self {
-            Self::Retryable { status, .. } | Self::Permanent { status, .. } => *status,
+            Self::Retryable { status, .. }
+            | Self::Permanent { status, .. }
+            | Self::Unauthorized { status, .. } => *status,
             Self::Deferred { .. } => None,
         }
     }
@@ -165,7 +177,7 @@ impl DeliveryError {
     pub fn excerpt(&self) -> Option<&str> {
         match self {
             Self::Retryable { excerpt, .. } | Self::Permanent { excerpt, .. } => excerpt.as_deref(),
-            Self::Deferred { .. } => None,
+            Self::Deferred { .. } | Self::Unauthorized { .. } => None,
         }
     }
 }
@@ -188,6 +200,9 @@ pub trait Destination: Send + Sync {
     fn sample_previous(&self) -> Option<&'static str> {
         None
     }
+    /// Gives the destination the store (for state it shares between instances, such as
+    /// rotated OAuth refresh tokens); called before the first delivery.
+    fn attach(&self, _store: &crate::store::Store) {}
     /// What a delivery's recorded `result` created at the destination, as links where the
     /// destination has pages for them.
     fn links(&self, _result: &serde_json::Value) -> Vec<Link> {

@@ -6,6 +6,7 @@
 //! delivery is attempted.
 
 pub mod admin;
+pub mod oauth;
 mod postgres;
 mod sqlite;
 
@@ -292,6 +293,74 @@ impl Store {
             Err(e) => Err(StoreError::Unavailable(format!(
                 "conversations cannot be committed ({failure}); a write probe failed too: {e}"
             ))),
+        }
+    }
+
+    /// The stored OAuth row of `name`, seeded with `refresh_token` (whose digest is `seed`)
+    /// when there is none, or when the configuration now gives another refresh token (the
+    /// admin authorised again): then the new one replaces the stored one.
+    pub async fn oauth_seed(
+        &self,
+        name: &str,
+        seed: &str,
+        refresh_token: &str,
+    ) -> Result<oauth::OAuthRow, StoreError> {
+        let (name, seed, token) = (
+            name.to_string(),
+            seed.to_string(),
+            refresh_token.to_string(),
+        );
+        match &*self.backend {
+            Backend::Sqlite(s) => s.oauth_seed(name, seed, token).await,
+            Backend::Postgres(p) => p.oauth_seed(name, seed, token).await,
+        }
+    }
+
+    /// The stored OAuth row of `name`.
+    pub async fn oauth_row(&self, name: &str) -> Result<Option<oauth::OAuthRow>, StoreError> {
+        let name = name.to_string();
+        match &*self.backend {
+            Backend::Sqlite(s) => s.oauth_row(name).await,
+            Backend::Postgres(p) => p.oauth_row(name).await,
+        }
+    }
+
+    /// Takes the renewal of `name` at `generation` until `until` (epoch ms); `false` when
+    /// another instance holds it or has renewed already.
+    pub async fn oauth_begin(
+        &self,
+        name: &str,
+        generation: i64,
+        until: i64,
+    ) -> Result<bool, StoreError> {
+        let name = name.to_string();
+        match &*self.backend {
+            Backend::Sqlite(s) => s.oauth_begin(name, generation, until).await,
+            Backend::Postgres(p) => p.oauth_begin(name, generation, until).await,
+        }
+    }
+
+    /// Stores a renewal made at `generation` (counting it up) and gives the renewal back;
+    /// `false` when the row moved on meanwhile (nothing written).
+    pub async fn oauth_renewed(
+        &self,
+        name: &str,
+        generation: i64,
+        renewed: oauth::Renewed,
+    ) -> Result<bool, StoreError> {
+        let name = name.to_string();
+        match &*self.backend {
+            Backend::Sqlite(s) => s.oauth_renewed(name, generation, renewed).await,
+            Backend::Postgres(p) => p.oauth_renewed(name, generation, renewed).await,
+        }
+    }
+
+    /// Gives back a renewal of `name` at `generation` that did not happen.
+    pub async fn oauth_abandon(&self, name: &str, generation: i64) -> Result<(), StoreError> {
+        let name = name.to_string();
+        match &*self.backend {
+            Backend::Sqlite(s) => s.oauth_abandon(name, generation).await,
+            Backend::Postgres(p) => p.oauth_abandon(name, generation).await,
         }
     }
 

@@ -30,12 +30,14 @@ impl Alerts {
         Some(Self { queue })
     }
 
-    /// Queues `{"destination", "state", "failures", "at"}` for posting; returns at once.
-    pub fn announce(&self, destination: &str, state: State, failures: u32) {
+    /// Queues `{"destination", "state", "failures", "reason", "at"}` for posting (`reason`:
+    /// the error that paused the destination, or null); returns at once.
+    pub fn announce(&self, destination: &str, state: State, failures: u32, reason: Option<&str>) {
         let body = serde_json::json!({
             "destination": destination,
             "state": state.name(),
             "failures": failures,
+            "reason": reason,
             "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         });
         // The sender task lives as long as this announcer.

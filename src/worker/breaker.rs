@@ -67,6 +67,8 @@ pub struct Breaker {
     opened_at: Instant,
     /// Whether the probe of the half-open state is in flight.
     probing: bool,
+    /// Why it opened: the error of the attempt that paused it.
+    reason: Option<String>,
 }
 
 /// Short wait while a probe is in flight.
@@ -82,6 +84,7 @@ impl Breaker {
             state: State::Closed,
             opened_at: Instant::now(),
             probing: false,
+            reason: None,
         }
     }
 
@@ -115,20 +118,36 @@ impl Breaker {
     }
 
     /// Moves on the outcome of an attempt (`probe`: whether it was the half-open state's
-    /// probe); the new state when it changed. Every outcome of a probe ends the probe: an
-    /// answer that says nothing about the destination (a deferral, a refusal of one
-    /// conversation, a panic) lets the next delivery probe instead.
-    pub fn record(&mut self, health: Health, probe: bool, now: Instant) -> Option<State> {
+    /// probe; `why`: its error); the new state when it changed. Every outcome of a probe ends
+    /// the probe: an answer that says nothing about the destination (a deferral, a refusal of
+    /// one conversation, a panic) lets the next delivery probe instead. Refused credentials
+    /// pause at once.
+    pub fn record(
+        &mut self,
+        health: Health,
+        probe: bool,
+        now: Instant,
+        why: Option<&str>,
+    ) -> Option<State> {
         if probe {
             self.probing = false;
         }
+        if matches!(health, Health::Down | Health::Refused) && self.state != State::Open {
+            self.reason = why.map(str::to_string);
+        }
         match (health, self.state) {
+            (Health::Refused, State::Closed | State::HalfOpen) => {
+                self.failures = self.failures.saturating_add(1);
+                Some(self.open(now))
+            }
+            (Health::Refused, State::Open) => None,
             (Health::Up, State::Closed) => {
                 self.failures = 0;
                 None
             }
             (Health::Up, State::Open | State::HalfOpen) => {
                 self.failures = 0;
+                self.reason = None;
                 self.state = State::Closed;
                 Some(State::Closed)
             }
@@ -157,6 +176,11 @@ impl Breaker {
     pub fn failures(&self) -> u32 {
         self.failures
     }
+
+    /// Why the destination is paused or probing (the error that paused it).
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
 }
 
 #[cfg(test)]
@@ -174,7 +198,7 @@ mod tests {
     fn opened(t: Instant) -> Breaker {
         let mut b = breaker();
         for _ in 0..3 {
-            b.record(Health::Down, false, t);
+            b.record(Health::Down, false, t, None);
         }
         assert_eq!(b.state(), State::Open);
         b
@@ -184,15 +208,15 @@ mod tests {
     async fn opens_after_a_run_probes_after_the_cool_down_and_closes_on_success() {
         let mut b = breaker();
         let t = Instant::now();
-        assert_eq!(b.record(Health::Down, false, t), None);
+        assert_eq!(b.record(Health::Down, false, t, None), None);
         assert_eq!(
-            b.record(Health::Up, false, t),
+            b.record(Health::Up, false, t, None),
             None,
             "a success resets the run"
         );
-        assert_eq!(b.record(Health::Down, false, t), None);
-        assert_eq!(b.record(Health::Down, false, t), None);
-        assert_eq!(b.record(Health::Down, false, t), Some(State::Open));
+        assert_eq!(b.record(Health::Down, false, t, None), None);
+        assert_eq!(b.record(Health::Down, false, t, None), None);
+        assert_eq!(b.record(Health::Down, false, t, None), Some(State::Open));
         assert_eq!(
             b.admit(t + Duration::from_secs(10)).0,
             Admit::WaitUntil(t + Duration::from_secs(30))
@@ -207,7 +231,7 @@ mod tests {
             Admit::WaitUntil(_)
         ));
         assert_eq!(
-            b.record(Health::Up, true, t + Duration::from_secs(32)),
+            b.record(Health::Up, true, t + Duration::from_secs(32, None)),
             Some(State::Closed)
         );
         assert_eq!(b.admit(t + Duration::from_secs(33)).0, Admit::Any);
@@ -220,7 +244,7 @@ mod tests {
         let later = t + Duration::from_secs(30);
         b.admit(later);
         b.probe_started();
-        assert_eq!(b.record(Health::Down, true, later), Some(State::Open));
+        assert_eq!(b.record(Health::Down, true, later, None), Some(State::Open));
         assert_eq!(
             b.admit(later + Duration::from_secs(1)).0,
             Admit::WaitUntil(later + Duration::from_secs(30))
@@ -328,17 +352,45 @@ mod tests {
         ];
         for (what, make, health, probe, changed, state, admit) in cases {
             let mut b = make(t);
-            assert_eq!(b.record(health, probe, probe_at), changed, "{what}");
+            assert_eq!(b.record(health, probe, probe_at, None), changed, "{what}");
             assert_eq!(b.state(), state, "{what}");
             assert_eq!(b.admit(probe_at).0, admit, "{what}");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_credentials_pause_at_once_with_their_reason() {
+        let t = Instant::now();
+        let mut b = Breaker::new(BreakerSettings {
+            failures: 0,
+            cool_down: HumanDuration(Duration::from_secs(30)),
+        });
+        assert_eq!(
+            b.record(Health::Refused, false, t, Some("invalid_client")),
+            Some(State::Open),
+            "whatever the threshold"
+        );
+        assert_eq!(b.reason(), Some("invalid_client"));
+        assert_eq!(b.record(Health::Refused, false, t, Some("again")), None);
+        assert_eq!(
+            b.reason(),
+            Some("invalid_client"),
+            "the reason of the pause stays"
+        );
+        b.admit(t + Duration::from_secs(30));
+        b.probe_started();
+        assert_eq!(
+            b.record(Health::Up, true, t + Duration::from_secs(31), None),
+            Some(State::Closed)
+        );
+        assert_eq!(b.reason(), None);
     }
 
     #[test]
     fn refusals_of_single_conversations_never_pause() {
         let mut b = breaker();
         for _ in 0..100 {
-            assert_eq!(b.record(Health::Unknown, false, Instant::now()), None);
+            assert_eq!(b.record(Health::Unknown, false, Instant::now(, None)), None);
         }
         assert_eq!(b.state(), State::Closed);
     }
@@ -350,7 +402,7 @@ mod tests {
             cool_down: HumanDuration(Duration::from_secs(1)),
         });
         for _ in 0..100 {
-            assert_eq!(b.record(Health::Down, false, Instant::now()), None);
+            assert_eq!(b.record(Health::Down, false, Instant::now(, None)), None);
         }
     }
 }

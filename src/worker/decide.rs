@@ -7,6 +7,11 @@ use crate::metrics::AttemptOutcome;
 use crate::store::Next;
 use std::time::Duration;
 
+/// How long a delivery refused for the destination's credentials waits before it may be
+/// claimed again (the paused breaker holds it longer; a reload with fixed credentials starts
+/// a fresh one).
+pub const CREDENTIALS_WAIT: Duration = Duration::from_secs(2);
+
 /// What an attempt's outcome says about the destination as a whole (the breaker's input).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {
@@ -15,6 +20,8 @@ pub enum Health {
     /// An outage that no request would get through: network errors, timeouts, 408, 425, 429,
     /// 5xx, and 401/403 (the credentials or permissions are wrong for every request).
     Down,
+    /// The destination refused our credentials: pause it at once, whatever the run so far.
+    Refused,
     /// Nothing about the destination: a refusal of this one conversation (400, 404, 422 …), a
     /// template that does not render, a deferral, an attempt that never ran to an answer.
     Unknown,
@@ -73,6 +80,13 @@ pub fn decide(
                 },
             }
         }
+        // Credentials nobody has fixed yet: the delivery waits (no attempt counted) while the
+        // breaker keeps the destination paused.
+        DeliveryError::Unauthorized { .. } => Decision {
+            next: Next::Defer(backoff::due_at(now_ms, CREDENTIALS_WAIT)),
+            health: Health::Refused,
+            outcome: AttemptOutcome::Deferred,
+        },
         DeliveryError::Permanent { status, .. } => Decision {
             next: Next::Dead,
             health: match status {
@@ -196,6 +210,16 @@ mod tests {
                 0,
                 Next::Dead,
                 Health::Unknown,
+            ),
+            (
+                "credentials refused",
+                Err(DeliveryError::Unauthorized {
+                    reason: "invalid_client".into(),
+                    status: Some(401),
+                }),
+                3,
+                Next::Defer(NOW + CREDENTIALS_WAIT.as_millis() as i64),
+                Health::Refused,
             ),
             (
                 "deferred a day",

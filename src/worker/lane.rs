@@ -135,6 +135,7 @@ impl Lane {
                         finished.decision.health,
                         probe,
                         tokio::time::Instant::now(),
+                        finished.record.error.as_deref(),
                     );
                     if let Some(state) = changed {
                         lane.announce(state);
@@ -181,12 +182,16 @@ impl Lane {
     /// Logs a breaker transition, exports it and posts it to the alert webhook.
     fn announce(&self, state: State) {
         let name = self.destination.name();
-        let failures = lock(&self.breaker).failures();
+        let (failures, reason) = {
+            let breaker = lock(&self.breaker);
+            (breaker.failures(), breaker.reason().map(str::to_string))
+        };
         match state {
             State::Open => tracing::warn!(
                 destination = name,
                 failures,
-                "destination paused after a run of failures; its deliveries wait"
+                reason = reason.as_deref().unwrap_or(""),
+                "destination paused; its deliveries wait"
             ),
             State::HalfOpen => tracing::info!(
                 destination = name,
@@ -195,8 +200,9 @@ impl Lane {
             State::Closed => tracing::info!(destination = name, "destination delivers again"),
         }
         self.metrics.destination_state(name, state);
+        self.metrics.destination_reason(name, reason.clone());
         if let Some(alerts) = &self.alerts {
-            alerts.announce(name, state, failures);
+            alerts.announce(name, state, failures, reason.as_deref());
         }
     }
 

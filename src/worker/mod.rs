@@ -101,6 +101,9 @@ impl Worker {
                 if let Some(n) = concurrency {
                     settings.workers = n.max(1);
                 }
+                // A new lane starts with a closed breaker (after a reload, say).
+                metrics.destination_state(destination.name(), breaker::State::Closed);
+                metrics.destination_reason(destination.name(), None);
                 let lane = lane::Lane {
                     wake: wakers.get(destination.name()),
                     destination,

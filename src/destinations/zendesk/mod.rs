@@ -7,7 +7,8 @@ mod response;
 
 use super::http::{self, Exchange};
 use super::{BoxFuture, Delivered, DeliveryError, Destination, Job, Request, Shared};
-use crate::config::{ZendeskMode, ZendeskSettings};
+use crate::config::{AuthSettings, ZendeskMode, ZendeskSettings};
+use crate::oauth::{Encoding, Endpoint, TokenSource};
 use crate::render::RenderError;
 use crate::store::now_ms;
 use base64::Engine;
@@ -23,12 +24,19 @@ const MAX_PACING_WAIT: Duration = Duration::from_secs(30);
 /// Pause after Zendesk says no requests remain and gives no `Retry-After`.
 const DEFAULT_PAUSE: Duration = Duration::from_secs(10);
 
+/// Scopes asked for with OAuth client credentials when `auth.scope` is not set.
+const OAUTH_SCOPE: &str = "tickets:write users:write read";
+
 /// A Zendesk destination.
 pub struct Zendesk {
     name: String,
     settings: ZendeskSettings,
     base: String,
+    /// The `Authorization` value of API-token and fixed-token credentials; a placeholder with
+    /// OAuth, where each request gets the current access token.
     authorization: String,
+    /// Access tokens, with `auth: {kind: oauth}`.
+    tokens: Option<TokenSource>,
     shared: Shared,
     paused_until: Mutex<Option<Instant>>,
 }
@@ -62,7 +70,20 @@ impl Zendesk {
             (None, Some(sub)) => format!("https://{sub}.zendesk.com"),
             (None, None) => String::new(),
         };
+        let tokens = settings.auth.as_ref().map(|AuthSettings::Oauth(o)| {
+            let endpoint = Endpoint {
+                token_url: o
+                    .token_url
+                    .clone()
+                    .unwrap_or_else(|| format!("{base}/oauth/tokens")),
+                encoding: Encoding::Json,
+                default_scope: OAUTH_SCOPE,
+                who: "Zendesk",
+            };
+            TokenSource::new(name, o, endpoint, shared.client.clone())
+        });
         let authorization = match (&settings.oauth_token, &settings.email, &settings.api_token) {
+            _ if tokens.is_some() => "Bearer <OAuth access token>".to_string(),
             (Some(token), _, _) => format!("Bearer {}", token.expose()),
             (None, Some(email), Some(token)) => {
                 let pair = format!("{email}/token:{}", token.expose());
@@ -78,9 +99,35 @@ impl Zendesk {
             settings: settings.clone(),
             base,
             authorization,
+            tokens,
             shared,
             paused_until: Mutex::new(None),
         }
+    }
+
+    /// Sends `request` with the current OAuth access token; a 401 for that token renews it
+    /// once and sends the request again (within the same attempt). A fresh token refused again
+    /// means the credentials are wrong: the destination pauses.
+    async fn send_authorized(
+        &self,
+        tokens: &TokenSource,
+        request: &Request,
+    ) -> Result<Exchange, DeliveryError> {
+        let token = tokens.token().await?;
+        let response = http::exchange(&self.shared.client, &with_token(request, &token)).await?;
+        if response.status != 401 {
+            return Ok(response);
+        }
+        tracing::info!("Zendesk refused the OAuth access token (401); renewing it once");
+        let renewed = tokens.refused(&token).await?;
+        let response = http::exchange(&self.shared.client, &with_token(request, &renewed)).await?;
+        if response.status == 401 {
+            return Err(DeliveryError::Unauthorized {
+                reason: "Zendesk refused a fresh OAuth access token (401): check that the OAuth client's user is an agent and its scopes allow tickets:write".into(),
+                status: Some(401),
+            });
+        }
+        Ok(response)
     }
 
     fn ticket_url(&self, id: i64) -> String {
@@ -174,7 +221,10 @@ impl Zendesk {
             tracing::debug!(wait_ms = wait.as_millis() as u64, "pacing Zendesk requests");
             tokio::time::sleep(wait).await;
         }
-        let response = http::exchange(&self.shared.client, request).await?;
+        let response = match &self.tokens {
+            Some(tokens) => self.send_authorized(tokens, request).await?,
+            None => http::exchange(&self.shared.client, request).await?,
+        };
         let remaining = response
             .header("x-rate-limit-remaining")
             .and_then(|v| v.trim().parse::<i64>().ok());
@@ -347,6 +397,12 @@ impl Destination for Zendesk {
         })
     }
 
+    fn attach(&self, store: &crate::store::Store) {
+        if let Some(tokens) = &self.tokens {
+            tokens.attach(store);
+        }
+    }
+
     fn sample_previous(&self) -> Option<&'static str> {
         Some(r#"{"ticket_id": 1, "last_sent_at": 0}"#)
     }
@@ -375,4 +431,15 @@ impl Destination for Zendesk {
         vars.insert("followupOf".into(), Value::Null);
         vars
     }
+}
+
+/// `request` with `Authorization: Bearer token`.
+fn with_token(request: &Request, token: &str) -> Request {
+    let mut request = request.clone();
+    for header in &mut request.headers {
+        if header.0.eq_ignore_ascii_case("authorization") {
+            header.1 = format!("Bearer {token}");
+        }
+    }
+    request
 }

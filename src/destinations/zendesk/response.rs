@@ -68,9 +68,13 @@ pub fn failure(response: &Exchange, what: &str) -> DeliveryError {
         excerpt: excerpt.clone(),
     };
     match status {
-        401 => permanent(format!(
-            "Zendesk refused the credentials (401) for {what}: check email and api_token, or oauth_token"
-        )),
+        // No request passes wrong credentials: pause rather than dead-letter.
+        401 => DeliveryError::Unauthorized {
+            reason: format!(
+                "Zendesk refused the credentials (401) for {what}: check auth (OAuth), or email and api_token, or oauth_token"
+            ),
+            status: Some(status),
+        },
         403 => permanent(format!(
             "Zendesk denied permission (403) for {what}: the API user must be an agent who may create tickets (Ticket Import needs an admin)"
         )),

@@ -10,6 +10,7 @@ use super::{
 use crate::smartsupp::Stored;
 mod admin;
 mod batch;
+mod oauth;
 pub mod tls;
 
 use super::admin::{
@@ -28,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_init.sql"),
     include_str!("../migrations/postgres/0002_admin.sql"),
     include_str!("../migrations/postgres/0003_meta.sql"),
+    include_str!("../migrations/postgres/0004_oauth.sql"),
 ];
 /// Advisory lock key that serialises migrations of instances starting together.
 const MIGRATION_LOCK: i64 = 0x6465_736b_6272;

@@ -4,6 +4,7 @@
 //! CLI's listings, the admin dashboard) use a read-only connection of their own.
 
 mod admin;
+mod oauth;
 
 use super::admin::{
     AttemptInfo, ConversationQuery, ConversationRow, ConversationVersion, DeliveryDetail,
@@ -25,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0001_init.sql"),
     include_str!("../migrations/sqlite/0002_admin.sql"),
     include_str!("../migrations/sqlite/0003_meta.sql"),
+    include_str!("../migrations/sqlite/0004_oauth.sql"),
 ];
 /// Most commands committed in one transaction.
 const MAX_BATCH: usize = 512;
