@@ -231,7 +231,7 @@ mod tests {
             Admit::WaitUntil(_)
         ));
         assert_eq!(
-            b.record(Health::Up, true, t + Duration::from_secs(32, None)),
+            b.record(Health::Up, true, t + Duration::from_secs(32), None),
             Some(State::Closed)
         );
         assert_eq!(b.admit(t + Duration::from_secs(33)).0, Admit::Any);
@@ -390,7 +390,7 @@ mod tests {
     fn refusals_of_single_conversations_never_pause() {
         let mut b = breaker();
         for _ in 0..100 {
-            assert_eq!(b.record(Health::Unknown, false, Instant::now(, None)), None);
+            assert_eq!(b.record(Health::Unknown, false, Instant::now(), None), None);
         }
         assert_eq!(b.state(), State::Closed);
     }
@@ -402,7 +402,7 @@ mod tests {
             cool_down: HumanDuration(Duration::from_secs(1)),
         });
         for _ in 0..100 {
-            assert_eq!(b.record(Health::Down, false, Instant::now(, None)), None);
+            assert_eq!(b.record(Health::Down, false, Instant::now(), None), None);
         }
     }
 }
