@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 const MARGIN: Duration = Duration::from_secs(60);
 /// Lifetime assumed when the endpoint gives no `expires_in`.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+/// A stored access token with less life left than this is renewed rather than used.
+const MIN_LEFT: Duration = Duration::from_secs(5);
 /// How long one instance holds a refresh-token renewal in the store.
 const RENEWAL_LEASE: Duration = Duration::from_secs(30);
 /// How long an instance waits for another one's renewal before giving up for now.
@@ -389,6 +391,9 @@ fn usable(row: &OAuthRow, stale: Option<&str>) -> Option<Cached> {
     }
     let left = row.expires_at? - now_ms();
     let left = Duration::from_millis(u64::try_from(left).ok()?);
+    if left < MIN_LEFT {
+        return None;
+    }
     let at = renew_at(left);
     (Instant::now() < at).then(|| Cached {
         token: token.to_string(),
@@ -411,7 +416,7 @@ mod tests {
         let now = Instant::now();
         let at = renew_at(Duration::from_secs(2));
         let early = at.duration_since(now);
-        assert!(early <= Duration::from_millis(1500) && early >= Duration::from_millis(1400));
+        assert!(early >= Duration::from_millis(1500) && early < Duration::from_millis(1600));
         let at = renew_at(Duration::from_secs(1800));
         assert!(at.duration_since(now) >= Duration::from_secs(1739));
     }
