@@ -218,6 +218,7 @@ async fn refused_credentials_pause_until_a_reload_fixes_them() {
     let mut config = helpdesk(&mock, &client_credentials("a-wrong-client-secret"));
     config.alerts = Some(format!("{}/alerts", alerts.uri()));
     config.log = "  level: \"debug\"\n  format: \"json\"\n".into();
+    config.server_extra = "  admin_token: \"an-admin-token-of-some-length\"\n".into();
     let path = config.write(dir.path());
     let process = Process::start(&path);
     for id in 1..=2 {
@@ -228,6 +229,31 @@ async fn refused_credentials_pause_until_a_reload_fixes_them() {
     assert!(
         alert["reason"].as_str().unwrap().contains("invalid_client"),
         "{alert}"
+    );
+    let overview: Value = reqwest::Client::new()
+        .get(format!(
+            "http://127.0.0.1:{}/admin/api/overview",
+            process.port
+        ))
+        .bearer_auth("an-admin-token-of-some-length")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let helpdesk = &overview["destinations"][0];
+    // Paused, or probing for a moment after each short cool-down.
+    assert!(
+        helpdesk["state"] == "paused" || helpdesk["state"] == "probing",
+        "{overview}"
+    );
+    assert!(
+        helpdesk["paused_because"]
+            .as_str()
+            .unwrap()
+            .contains("check auth.client_id and auth.client_secret"),
+        "{overview}"
     );
     let db = common::Db::Sqlite(dir.path().join("db.sqlite"));
     let rows = deliveries(&db);
