@@ -1,6 +1,7 @@
-//! Command line: `serve`, `check`, `render`, `migrate`, and the operator commands of
-//! [`ops`]. Every subcommand takes `--config PATH`.
+//! Command line: `serve`, `check`, `render`, `migrate`, the operator commands of [`ops`],
+//! and `destinations test` ([`destinations`]). Every subcommand takes `--config PATH`.
 
+mod destinations;
 mod ops;
 
 use crate::app::{prepare, Application, Prepared, Role};
@@ -46,6 +47,9 @@ pub enum Command {
     /// Inspect or erase conversations.
     #[command(subcommand)]
     Conversations(ops::Conversations),
+    /// Prove destinations' credentials.
+    #[command(subcommand)]
+    Destinations(destinations::Destinations),
     /// Delete what the retention rules allow (store.retention, store.dead_retention).
     Purge {
         /// Delete conversations older than this instead of store.retention (e.g. 7d).
@@ -78,6 +82,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate => migrate(&cli.config),
         Command::Deliveries(command) => ops::deliveries(load(&cli.config)?, command),
         Command::Conversations(command) => ops::conversations(load(&cli.config)?, command),
+        Command::Destinations(command) => destinations::run(load(&cli.config)?, command),
         Command::Purge {
             older_than,
             dry_run,
@@ -178,6 +183,10 @@ fn check(config: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let text = std::fs::read_to_string(config).unwrap_or_default();
+    for warning in destinations::warnings(config, &prepared, &text) {
+        eprintln!("{warning}");
+    }
     let mut failed = false;
     for destination in &prepared.destinations {
         for problem in sample_problems(&prepared, destination.as_ref()) {

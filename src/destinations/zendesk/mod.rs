@@ -130,6 +130,20 @@ impl Zendesk {
         Ok(response)
     }
 
+    /// The OAuth token source, with `auth: {kind: oauth}`.
+    pub fn oauth(&self) -> Option<&TokenSource> {
+        self.tokens.as_ref()
+    }
+
+    /// Asks Zendesk who the credentials identify (`GET /api/v2/users/me.json`), authenticated
+    /// as deliveries are and touching no ticket: `deskbridge destinations test`. Returns the
+    /// URL asked and the answer.
+    pub async fn current_user(&self) -> (String, Result<Exchange, DeliveryError>) {
+        let request = self.request("GET", "/api/v2/users/me.json", String::new(), None);
+        let answer = self.call(&request).await;
+        (request.url, answer)
+    }
+
     fn ticket_url(&self, id: i64) -> String {
         format!("{}/agent/tickets/{id}", self.base)
     }
