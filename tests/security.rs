@@ -254,24 +254,30 @@ async fn overview(app: &TestApp, cookie: &str) -> (StatusCode, String) {
     (response.status(), response.text().await.unwrap())
 }
 
-#[tokio::test]
-async fn signing_out_ends_the_session_and_its_copies() {
-    let app = TestApp::spawn(admin_config("")).await;
-    let cookie = sign_in(&app).await;
-    let other_tab = sign_in(&app).await;
-    let (status, html) = overview(&app, &cookie).await;
-    assert_eq!(status, StatusCode::OK);
+/// Signs out with the sign-out form of the overview page; returns the (redirect) answer.
+async fn sign_out(app: &TestApp, cookie: &str) -> reqwest::Response {
+    let (_, html) = overview(app, cookie).await;
     let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
     let csrf = html[at..].split('"').next().unwrap().to_string();
     let out = no_redirects()
         .post(app.url("/admin/logout"))
-        .header("cookie", &cookie)
+        .header("cookie", cookie)
         .header("sec-fetch-site", "same-origin")
         .form(&[("csrf", csrf.as_str())])
         .send()
         .await
         .unwrap();
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    out
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_session_and_its_copies() {
+    let app = TestApp::spawn(admin_config("")).await;
+    let cookie = sign_in(&app).await;
+    let other_tab = sign_in(&app).await;
+    assert_eq!(overview(&app, &cookie).await.0, StatusCode::OK);
+    let out = sign_out(&app, &cookie).await;
     assert_eq!(out.headers()[LOCATION], "/admin/login");
     for (what, c) in [
         ("the signed-out cookie", &cookie),
@@ -380,18 +386,7 @@ async fn signing_out_on_one_instance_ends_the_session_on_another() {
         StatusCode::OK,
         "one token, one session"
     );
-    let (_, html) = overview(&first, &cookie).await;
-    let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
-    let csrf = html[at..].split('"').next().unwrap().to_string();
-    let out = no_redirects()
-        .post(first.url("/admin/logout"))
-        .header("cookie", &cookie)
-        .header("sec-fetch-site", "same-origin")
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    sign_out(&first, &cookie).await;
     common::eventually(
         "the other instance refuses the session",
         Duration::from_secs(10),

@@ -94,16 +94,7 @@ async fn unauthorised_answers_pause_the_destination() {
     for id in 1..=4 {
         app.post_hook(conversation(id).to_string()).await;
     }
-    eventually(
-        "the destination paused",
-        Duration::from_secs(10),
-        || async {
-            app.metrics()
-                .await
-                .contains("deskbridge_destination_state{destination=\"archive\"} 1")
-        },
-    )
-    .await;
+    common::paused(&app, "archive").await;
     assert_eq!(
         mock.received_requests().await.unwrap().len(),
         2,

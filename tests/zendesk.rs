@@ -367,16 +367,7 @@ async fn refused_credentials_pause_the_destination_without_spending_attempts() {
     .await;
     let app = TestApp::spawn(helpdesk(&mock, "")).await;
     app.post_hook(conversation(1).to_string()).await;
-    eventually(
-        "the destination paused",
-        Duration::from_secs(10),
-        || async {
-            app.metrics()
-                .await
-                .contains("deskbridge_destination_state{destination=\"helpdesk\"} 1")
-        },
-    )
-    .await;
+    common::paused(&app, "helpdesk").await;
     let d = deliveries(&app.db()).remove(0);
     assert_eq!((d.state.as_str(), d.attempts), ("pending", 0), "{d:?}");
     assert!(

@@ -477,3 +477,14 @@ pub fn assert_at_most_per_window(times: &[std::time::Instant], most: usize, wind
         );
     }
 }
+
+/// Waits (up to 10 s) until `destination` is paused in the app's metrics.
+pub async fn paused(app: &TestApp, destination: &str) {
+    let gauge = format!("deskbridge_destination_state{{destination=\"{destination}\"}} 1");
+    eventually(
+        &format!("{destination} paused"),
+        Duration::from_secs(10),
+        || async { app.metrics().await.contains(&gauge) },
+    )
+    .await;
+}
