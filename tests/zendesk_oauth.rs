@@ -339,3 +339,46 @@ async fn two_instances_renewing_at_once_send_the_refresh_token_once() {
     );
     assert!(s.authorizations.iter().all(|a| a == "Bearer access-1"));
 }
+
+#[tokio::test]
+async fn a_new_refresh_token_replaces_the_stored_one_and_an_old_one_never_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = if common::on_postgres() {
+        common::fresh_pg_database(&common::pg_admin_url().unwrap())
+    } else {
+        format!("sqlite://{}", dir.path().join("store.sqlite").display())
+    };
+    let store = deskbridge::store::Store::open(&url, 1).await.unwrap();
+    let first = store
+        .oauth_seed("zd/c", "seed-a", "refresh-a")
+        .await
+        .unwrap();
+    assert_eq!(first.refresh_token, "refresh-a");
+    // Renewed: the stored token rotates.
+    let renewed = deskbridge::store::oauth::Renewed {
+        refresh_token: "refresh-a2".into(),
+        access_token: "access".into(),
+        expires_at: deskbridge::store::now_ms() + 60_000,
+    };
+    assert!(store
+        .oauth_renewed("zd/c", first.generation, renewed)
+        .await
+        .unwrap());
+    let same = store
+        .oauth_seed("zd/c", "seed-a", "refresh-a")
+        .await
+        .unwrap();
+    assert_eq!(same.refresh_token, "refresh-a2", "the seed only seeds once");
+    // The admin authorised again: the new token replaces the stored one.
+    let new = store
+        .oauth_seed("zd/c", "seed-b", "refresh-b")
+        .await
+        .unwrap();
+    assert_eq!(new.refresh_token, "refresh-b");
+    // An instance not yet reloaded still has the old seed: nothing changes.
+    let old = store
+        .oauth_seed("zd/c", "seed-a", "refresh-a")
+        .await
+        .unwrap();
+    assert_eq!(old.refresh_token, "refresh-b");
+}

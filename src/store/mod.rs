@@ -297,8 +297,9 @@ impl Store {
     }
 
     /// The stored OAuth row of `name`, seeded with `refresh_token` (whose digest is `seed`)
-    /// when there is none, or when the configuration now gives another refresh token (the
-    /// admin authorised again): then the new one replaces the stored one.
+    /// when there is none, or when the configuration gives a refresh token never seen before
+    /// (the admin authorised again): then the new one replaces the stored one. A configured
+    /// token seen before (an instance not yet reloaded) changes nothing.
     pub async fn oauth_seed(
         &self,
         name: &str,

@@ -29,12 +29,13 @@ impl PgStore {
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO oauth_tokens (name, seed, refresh_token) VALUES ($1, $2, $3)
+                "INSERT INTO oauth_tokens (name, seed, seeds, refresh_token) VALUES ($1, $2, $2, $3)
                  ON CONFLICT (name) DO UPDATE SET seed = excluded.seed,
+                     seeds = oauth_tokens.seeds || ',' || excluded.seed,
                      refresh_token = excluded.refresh_token, access_token = NULL,
                      expires_at = NULL, generation = oauth_tokens.generation + 1,
                      renewing_until = NULL
-                 WHERE oauth_tokens.seed <> excluded.seed",
+                 WHERE strpos(',' || oauth_tokens.seeds || ',', ',' || excluded.seed || ',') = 0",
                 &[&name, &seed, &token],
             )
             .await

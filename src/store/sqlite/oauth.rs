@@ -35,11 +35,12 @@ impl SqliteStore {
     ) -> Result<OAuthRow, StoreError> {
         self.run(move |conn| {
             conn.execute(
-                "INSERT INTO oauth_tokens (name, seed, refresh_token) VALUES (?1, ?2, ?3)
+                "INSERT INTO oauth_tokens (name, seed, seeds, refresh_token) VALUES (?1, ?2, ?2, ?3)
                  ON CONFLICT (name) DO UPDATE SET seed = excluded.seed,
+                     seeds = seeds || ',' || excluded.seed,
                      refresh_token = excluded.refresh_token, access_token = NULL,
                      expires_at = NULL, generation = generation + 1, renewing_until = NULL
-                 WHERE seed <> excluded.seed",
+                 WHERE instr(',' || seeds || ',', ',' || excluded.seed || ',') = 0",
                 params![name, seed, token],
             )
             .and_then(|_| row(conn, &name))
