@@ -26,8 +26,9 @@ impl PgStore {
         seed: String,
         token: String,
     ) -> Result<OAuthRow, StoreError> {
-        let client = self.client().await?;
-        client
+        // The connection goes back to the pool before the row is read with another one.
+        self.client()
+            .await?
             .execute(
                 "INSERT INTO oauth_tokens (name, seed, seeds, refresh_token) VALUES ($1, $2, $2, $3)
                  ON CONFLICT (name) DO UPDATE SET seed = excluded.seed,
