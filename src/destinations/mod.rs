@@ -1,6 +1,7 @@
 //! Destinations: the `Destination` seam, the rendered request, and the classification of
 //! outcomes into done, retryable and permanent failures.
 
+pub mod email;
 pub mod file;
 pub mod http;
 pub mod hubspot;
@@ -328,6 +329,12 @@ pub fn build_all(settings: &Settings, shared: &Shared) -> Vec<Arc<dyn Destinatio
             DestinationSettings::Hubspot(h) => {
                 Arc::new(hubspot::Hubspot::new(name, h, shared.clone()))
             }
+            DestinationSettings::Email(e) => Arc::new(email::Email::new(
+                name,
+                e,
+                shared.clone(),
+                settings.delivery.request_timeout.0,
+            )),
         };
         out.push(destination);
     }
