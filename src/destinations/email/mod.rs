@@ -26,6 +26,8 @@ pub struct Email {
     transport: Result<smtp::Transport, String>,
     /// The domain of `from`: the right side of every Message-ID.
     domain: String,
+    /// Longest SMTP session, from connecting to the server's answer to the message.
+    timeout: Duration,
 }
 
 /// A message ready to send, and what it says about itself.
@@ -41,8 +43,8 @@ struct Built {
 }
 
 impl Email {
-    /// Builds the destination; `timeout` bounds connecting and each server reply. The
-    /// settings were validated with the configuration.
+    /// Builds the destination; `timeout` bounds each SMTP session as a whole. The settings
+    /// were validated with the configuration.
     pub fn new(name: &str, settings: &EmailSettings, shared: Shared, timeout: Duration) -> Self {
         let domain = settings
             .from
@@ -55,12 +57,13 @@ impl Email {
             shared,
             transport: smtp::transport(settings, timeout),
             domain,
+            timeout,
         }
     }
 
     /// Connects, starts TLS and authenticates as deliveries would, and sends nothing.
     pub async fn probe(&self) -> Result<(), DeliveryError> {
-        smtp::probe(self.transport()?).await
+        smtp::probe(self.transport()?, self.timeout).await
     }
 
     fn transport(&self) -> Result<&smtp::Transport, DeliveryError> {
@@ -256,8 +259,13 @@ impl Destination for Email {
                     "the transcript was cut to fit max_message_bytes"
                 );
             }
-            let mut delivered =
-                smtp::send(self.transport()?, &built.envelope, &built.bytes).await?;
+            let mut delivered = smtp::send(
+                self.transport()?,
+                self.timeout,
+                &built.envelope,
+                &built.bytes,
+            )
+            .await?;
             tracing::info!(message_id = %built.message_id, "email accepted by the SMTP server");
             delivered.result = Some(json!({ "message_id": built.message_id }).to_string());
             Ok(delivered)

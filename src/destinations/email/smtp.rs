@@ -77,7 +77,7 @@ pub fn ca_file_problem(path: &str) -> Option<String> {
 }
 
 /// Builds the transport: TLS as configured (system roots, or `ca_file` alone), credentials,
-/// `timeout` for connecting and for each reply. No connection is opened.
+/// `timeout` for connecting. No connection is opened.
 pub fn transport(settings: &EmailSettings, timeout: Duration) -> Result<Transport, String> {
     let server = Server::of(settings)?;
     let tls = match server.tls {
@@ -117,15 +117,30 @@ pub fn transport(settings: &EmailSettings, timeout: Duration) -> Result<Transpor
     Ok(builder.build())
 }
 
-/// Sends `message` to the envelope's recipients in one SMTP transaction.
+/// A session that took longer than `limit` (lettre bounds only the TCP connect): retried,
+/// although the server may have accepted the message just before.
+fn too_slow(limit: Duration) -> DeliveryError {
+    DeliveryError::Retryable {
+        reason: format!(
+            "the SMTP server did not finish within {} ms",
+            limit.as_millis()
+        ),
+        status: None,
+        retry_after: None,
+        excerpt: None,
+    }
+}
+
+/// Sends `message` to the envelope's recipients in one SMTP session of at most `limit`.
 pub async fn send(
     transport: &Transport,
+    limit: Duration,
     envelope: &Envelope,
     message: &[u8],
 ) -> Result<Delivered, DeliveryError> {
-    let response = transport
-        .send_raw(envelope, message)
+    let response = tokio::time::timeout(limit, transport.send_raw(envelope, message))
         .await
+        .map_err(|_| too_slow(limit))?
         .map_err(|e| classify(&Failure::of(&e)))?;
     let code = code_number(&response.code().to_string());
     let words: Vec<&str> = response.message().collect();
@@ -138,8 +153,11 @@ pub async fn send(
 
 /// Connects, says EHLO, starts TLS and authenticates as configured, then quits, sending no
 /// message: whether deliveries can get through.
-pub async fn probe(transport: &Transport) -> Result<(), DeliveryError> {
-    match transport.test_connection().await {
+pub async fn probe(transport: &Transport, limit: Duration) -> Result<(), DeliveryError> {
+    let answer = tokio::time::timeout(limit, transport.test_connection())
+        .await
+        .map_err(|_| too_slow(limit))?;
+    match answer {
         Ok(true) => Ok(()),
         Ok(false) => Err(DeliveryError::Retryable {
             reason: "the SMTP server did not answer NOOP after the connection was set up".into(),
