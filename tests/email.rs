@@ -561,6 +561,11 @@ fn check_names_the_key_of_each_email_mistake() {
             "username needs a password",
         ),
         (
+            "    username: \"u\"\n    password: \"\"\n",
+            "mail.password",
+            "is empty (leave username and password out",
+        ),
+        (
             "    from: \"Chats <chats@example.com>\"\n",
             "mail.from",
             "not a plain ASCII address",

@@ -227,7 +227,17 @@ pub fn validate(at: &str, e: &EmailSettings, out: &mut Problems) {
     match (&e.username, &e.password) {
         (Some(_), None) => out.add(&key("password"), "username needs a password"),
         (None, Some(_)) => out.add(&key("username"), "password needs a username"),
-        _ => {}
+        (Some(user), Some(password)) => {
+            for (k, value) in [("username", user), ("password", password)] {
+                if value.expose().is_empty() {
+                    out.add(
+                        &key(k),
+                        "is empty (leave username and password out for a server without AUTH)",
+                    );
+                }
+            }
+        }
+        (None, None) => {}
     }
     if let Some(name) = &e.hello_name {
         let ok = !name.is_empty()

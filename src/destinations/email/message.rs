@@ -15,8 +15,10 @@ use std::time::SystemTime;
 
 /// Longest subject kept, in characters.
 pub const MAX_SUBJECT_CHARS: usize = 250;
-/// Longest display name or custom header value kept, in characters.
+/// Longest display name kept, in characters.
 pub const MAX_NAME_CHARS: usize = 120;
+/// Longest custom header value kept, in characters.
+pub const MAX_HEADER_CHARS: usize = 500;
 /// Longest conversation key written as is into a Message-ID.
 const MAX_KEY_IN_ID: usize = 64;
 
@@ -197,7 +199,7 @@ pub fn build(envelope: &Envelope, text: String, html: String) -> Result<Message,
     for (name, value) in &envelope.headers {
         let name = HeaderName::new_from_ascii(name.clone())
             .map_err(|e| MessageError::Build(format!("header {name}: {e}")))?;
-        builder = builder.raw_header(HeaderValue::new(name, one_line(value, MAX_NAME_CHARS * 4)));
+        builder = builder.raw_header(HeaderValue::new(name, one_line(value, MAX_HEADER_CHARS)));
     }
     builder
         .multipart(MultiPart::alternative_plain_html(text, html))

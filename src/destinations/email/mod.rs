@@ -13,7 +13,7 @@ use crate::config::{EmailSettings, EmailTls};
 use crate::render::RenderError;
 use handlebars::Context;
 use lettre::message::Mailbox;
-use message::{Envelope, MessageError, MAX_NAME_CHARS, MAX_SUBJECT_CHARS};
+use message::{Envelope, MessageError, MAX_HEADER_CHARS, MAX_NAME_CHARS, MAX_SUBJECT_CHARS};
 use serde_json::{json, Map, Value};
 use std::time::{Duration, SystemTime};
 
@@ -123,8 +123,14 @@ impl Email {
         }
     }
 
-    /// Everything but the bodies, rendered for this conversation version.
-    fn envelope(&self, job: &Job<'_>, ctx: &Context) -> Result<Envelope, RenderError> {
+    /// Everything but the bodies, rendered for this conversation version; `ids` are its
+    /// Message-ID and, for a later version, the first version's.
+    fn envelope(
+        &self,
+        job: &Job<'_>,
+        ctx: &Context,
+        ids: (String, Option<String>),
+    ) -> Result<Envelope, RenderError> {
         let s = &self.settings;
         let from_name = one_line(&self.inline("from_name", ctx)?, MAX_NAME_CHARS);
         let from = message::mailbox(Some(&from_name), &s.from).ok_or_else(|| {
@@ -137,13 +143,14 @@ impl Email {
         })?;
         let mut headers = Vec::new();
         for name in s.headers.keys() {
-            let value = one_line(&self.inline(&format!("headers.{name}"), ctx)?, 500);
+            let value = one_line(
+                &self.inline(&format!("headers.{name}"), ctx)?,
+                MAX_HEADER_CHARS,
+            );
             if !value.is_empty() {
                 headers.push((name.clone(), value));
             }
         }
-        let version = job.conversation.version;
-        let key = &job.conversation.key;
         let received = u64::try_from(job.conversation.received_at).unwrap_or(0);
         Ok(Envelope {
             from,
@@ -152,8 +159,8 @@ impl Email {
             bcc: self.recipients("bcc", &s.bcc, ctx)?,
             reply_to: self.reply_to(ctx.data()),
             subject: one_line(&self.inline("subject", ctx)?, MAX_SUBJECT_CHARS),
-            message_id: message::message_id(key, version, &self.domain),
-            in_reply_to: (version > 1).then(|| message::message_id(key, 1, &self.domain)),
+            message_id: ids.0,
+            in_reply_to: ids.1,
             date: SystemTime::UNIX_EPOCH + Duration::from_millis(received),
             headers,
         })
@@ -162,19 +169,20 @@ impl Email {
     /// Renders and formats the message, with as much of the transcript as fits.
     fn build(&self, job: &Job<'_>) -> Result<Built, RenderError> {
         let mut ctx = job.context.clone();
-        let version = job.conversation.version;
-        let message_id = message::message_id(&job.conversation.key, version, &self.domain);
+        let (key, version) = (&job.conversation.key, job.conversation.version);
+        let message_id = message::message_id(key, version, &self.domain);
+        let in_reply_to = (version > 1).then(|| message::message_id(key, 1, &self.domain));
         let all: Vec<Value> = ctx.data()["messages"]
             .as_array()
             .cloned()
             .unwrap_or_default();
         ctx.data_mut()["email"] = json!({
             "messageId": message_id,
-            "inReplyTo": (version > 1).then(|| message::message_id(&job.conversation.key, 1, &self.domain)),
+            "inReplyTo": in_reply_to,
             "omittedMessages": 0,
             "maxMessageBytes": self.settings.max_message_bytes,
         });
-        let envelope = self.envelope(job, &ctx)?;
+        let envelope = self.envelope(job, &ctx, (message_id.clone(), in_reply_to))?;
         let total = all.len();
         let fitted = message::fit(total, self.settings.max_message_bytes, |kept| {
             let mut ctx = ctx.clone();
