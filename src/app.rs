@@ -46,6 +46,13 @@ pub fn prepare(
                 problems.add(&format!("destinations.{name}.{key}"), e.to_string());
             }
         }
+        for (key, source) in d.inline_templates() {
+            if let Err(RenderError::Compile { message, .. }) =
+                renderer.add_inline(name, &key, source)
+            {
+                problems.add(&format!("destinations.{name}.{key}"), message);
+            }
+        }
         if let Some(expression) = d.when() {
             if let Err(RenderError::Compile { message, .. }) =
                 renderer.add_expression(name, expression)

@@ -263,9 +263,15 @@ fn render_prints_the_request_with_secrets_masked() {
 
 #[test]
 fn check_and_render_work_on_the_example_configs() {
-    for (config, destination, requests) in [
-        ("config/examples/zendesk.yaml", "helpdesk", 1),
-        ("config/examples/hubspot.yaml", "crm", 3),
+    for (config, destination, target, requests) in [
+        (
+            "config/examples/zendesk.yaml",
+            "helpdesk",
+            "POST https://",
+            1,
+        ),
+        ("config/examples/hubspot.yaml", "crm", "POST https://", 3),
+        ("config/examples/email.yaml", "helpdesk", "SEND smtp://", 1),
     ] {
         let out = run(&["check", "--config", config]);
         assert!(out.ok(), "{config}: {}", out.stderr);
@@ -279,8 +285,24 @@ fn check_and_render_work_on_the_example_configs() {
         ]);
         assert!(out.ok(), "{config}: {}", out.stderr);
         let text = &out.stdout;
-        assert_eq!(text.matches("POST https://").count(), requests, "{text}");
-        assert!(text.contains("authorization: ***"), "{text}");
+        assert_eq!(text.matches(target).count(), requests, "{text}");
+        if target.starts_with("POST") {
+            assert!(text.contains("authorization: ***"), "{text}");
+        } else {
+            // The whole message, both parts, as a mail client receives it.
+            assert!(
+                text.contains("Message-ID: <208-55039-v1@example.com>"),
+                "{text}"
+            );
+            assert!(
+                text.contains("Content-Type: text/plain; charset=utf-8"),
+                "{text}"
+            );
+            assert!(
+                text.contains("Content-Type: text/html; charset=utf-8"),
+                "{text}"
+            );
+        }
         assert!(!text.contains("not-set"), "a secret leaked: {text}");
     }
 }

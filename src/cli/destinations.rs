@@ -74,6 +74,18 @@ pub fn run(prepared: Prepared, command: Destinations) -> anyhow::Result<ExitCode
             println!("testing the credentials of {name} (kind: hubspot)");
             runtime()?.block_on(hubspot(h, &shared))
         }
+        DestinationSettings::Email(e) => {
+            println!("testing the SMTP connection of {name} (kind: email): connect, TLS, log in, send nothing");
+            let timeout = prepared.settings.delivery.request_timeout.0;
+            let email = crate::destinations::email::Email::new(&name, e, shared, timeout);
+            match runtime()?.block_on(email.probe()) {
+                Ok(()) => Outcome::Worked,
+                Err(e) => {
+                    eprintln!("failed: {}", redact::urls_in(&e.to_string()));
+                    Outcome::Failed
+                }
+            }
+        }
         DestinationSettings::Webhook(_) => return Ok(nothing_to_test(&name, "webhook")),
         DestinationSettings::File(_) => return Ok(nothing_to_test(&name, "file")),
     };
@@ -89,7 +101,7 @@ pub fn run(prepared: Prepared, command: Destinations) -> anyhow::Result<ExitCode
 /// Says why a destination of `kind` has no test.
 fn nothing_to_test(name: &str, kind: &str) -> ExitCode {
     eprintln!(
-        "{name} (kind: {kind}): nothing to test without sending a conversation; use `deskbridge render --destination {name} FILE.json` (destinations test supports kind: zendesk and kind: hubspot)"
+        "{name} (kind: {kind}): nothing to test without sending a conversation; use `deskbridge render --destination {name} FILE.json` (destinations test supports kind: zendesk, kind: hubspot and kind: email)"
     );
     ExitCode::from(NOTHING_TO_TEST)
 }

@@ -1,6 +1,6 @@
 //! Settings of each destination kind.
 
-use super::{HumanDuration, Secret, SecretList};
+use super::{EmailSettings, HumanDuration, Secret, SecretList};
 use indexmap::IndexMap;
 use serde::Deserialize;
 
@@ -16,6 +16,8 @@ pub enum DestinationSettings {
     Zendesk(Box<ZendeskSettings>),
     /// Upsert the HubSpot contact, create a ticket and a transcript note.
     Hubspot(Box<HubspotSettings>),
+    /// Send the transcript as an email over SMTP (any help desk's support address).
+    Email(Box<EmailSettings>),
 }
 
 impl DestinationSettings {
@@ -26,6 +28,7 @@ impl DestinationSettings {
             Self::File(f) => f.when.as_deref(),
             Self::Zendesk(z) => z.when.as_deref(),
             Self::Hubspot(h) => h.when.as_deref(),
+            Self::Email(e) => e.when.as_deref(),
         }
     }
 
@@ -37,6 +40,7 @@ impl DestinationSettings {
             Self::File(f) => (f.rate_limit, f.concurrency, f.breaker),
             Self::Zendesk(z) => (z.rate_limit, z.concurrency, z.breaker),
             Self::Hubspot(h) => (None, h.concurrency, h.breaker),
+            Self::Email(e) => (e.rate_limit, e.concurrency, e.breaker),
         }
     }
 
@@ -47,6 +51,7 @@ impl DestinationSettings {
             Self::File(f) => &f.template,
             Self::Zendesk(z) => &z.template,
             Self::Hubspot(h) => &h.ticket_template,
+            Self::Email(e) => &e.text_template,
         }
     }
 
@@ -64,7 +69,20 @@ impl DestinationSettings {
                 ("ticket_template", &h.ticket_template),
                 ("note_template", &h.note_template),
             ],
+            Self::Email(e) => vec![
+                ("text_template", &e.text_template),
+                ("html_template", &e.html_template),
+            ],
             other => vec![("template", other.template())],
+        }
+    }
+
+    /// Handlebars templates written in the configuration itself (not `when`), by their key
+    /// under the destination, e.g. `subject` or `to[0]`.
+    pub fn inline_templates(&self) -> Vec<(String, &str)> {
+        match self {
+            Self::Email(e) => e.inline_templates(),
+            _ => Vec::new(),
         }
     }
 }

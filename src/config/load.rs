@@ -16,6 +16,8 @@ const SECRET_KEYS: &[&str] = &[
     "signing_secret",
     "client_secret",
     "refresh_token",
+    "username",
+    "password",
 ];
 
 /// Prefix of environment overrides (`DESKBRIDGE_SECTION__KEY`).

@@ -2,11 +2,13 @@
 //! `x_file` secrets, and validation with errors that name file, line and key.
 
 mod destinations;
+mod email;
 mod load;
 mod types;
 mod validate;
 
 pub use destinations::*;
+pub use email::{EmailSettings, EmailTls, MIN_MESSAGE_BYTES};
 pub use load::{load, ConfigError, Problems};
 pub use types::{HumanDuration, IpNet, Secret, SecretList};
 

@@ -1,6 +1,7 @@
 //! Destinations: the `Destination` seam, the rendered request, and the classification of
 //! outcomes into done, retryable and permanent failures.
 
+pub mod email;
 pub mod file;
 pub mod http;
 pub mod hubspot;
@@ -64,9 +65,9 @@ impl Progress {
 /// One outgoing request, as rendered.
 #[derive(Debug, Clone)]
 pub struct Request {
-    /// HTTP method, or `WRITE` for the file destination.
+    /// HTTP method, `WRITE` for the file destination, `SEND` for the email destination.
     pub method: String,
-    /// Target URL, or the file path.
+    /// Target URL (the SMTP server's for email), or the file path.
     pub url: String,
     /// Headers; the flag marks secret values, masked in any output.
     pub headers: Vec<(String, String, bool)>,
@@ -99,7 +100,7 @@ impl Request {
 /// A delivery the destination accepted.
 #[derive(Debug, Clone, Default)]
 pub struct Delivered {
-    /// HTTP status, where there was one.
+    /// HTTP status (SMTP reply code for email), where there was one.
     pub status: Option<u16>,
     /// Start of the response body.
     pub excerpt: Option<String>,
@@ -110,12 +111,12 @@ pub struct Delivered {
 /// Why a delivery attempt failed, classified by the destination.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum DeliveryError {
-    /// Worth trying again later (network, timeout, 408, 425, 429, 5xx but 501).
+    /// Worth trying again later (network, timeout, 408, 425, 429, 5xx but 501; SMTP 4xx).
     #[error("{reason}")]
     Retryable {
         /// What happened, in words.
         reason: String,
-        /// HTTP status, where there was one.
+        /// HTTP status (SMTP reply code for email), where there was one.
         status: Option<u16>,
         /// The destination's `Retry-After`, never to be undercut.
         retry_after: Option<Duration>,
@@ -138,7 +139,7 @@ pub enum DeliveryError {
     Unauthorized {
         /// What happened, in words.
         reason: String,
-        /// HTTP status, where there was one.
+        /// HTTP status (SMTP reply code for email), where there was one.
         status: Option<u16>,
     },
     /// Trying again will not help until someone changes something.
@@ -146,7 +147,7 @@ pub enum DeliveryError {
     Permanent {
         /// What happened, in words.
         reason: String,
-        /// HTTP status, where there was one.
+        /// HTTP status (SMTP reply code for email), where there was one.
         status: Option<u16>,
         /// Start of the response body.
         excerpt: Option<String>,
@@ -328,6 +329,12 @@ pub fn build_all(settings: &Settings, shared: &Shared) -> Vec<Arc<dyn Destinatio
             DestinationSettings::Hubspot(h) => {
                 Arc::new(hubspot::Hubspot::new(name, h, shared.clone()))
             }
+            DestinationSettings::Email(e) => Arc::new(email::Email::new(
+                name,
+                e,
+                shared.clone(),
+                settings.delivery.request_timeout.0,
+            )),
         };
         out.push(destination);
     }

@@ -209,6 +209,45 @@ impl Renderer {
             })
     }
 
+    /// Compiles a text template written in the configuration at `destinations.{destination}.{key}`
+    /// (an email subject, a recipient); errors name that key.
+    pub fn add_inline(
+        &mut self,
+        destination: &str,
+        key: &str,
+        source: &str,
+    ) -> Result<(), RenderError> {
+        write(&self.text)
+            .register_template_string(&inline_name(destination, key), source)
+            .map_err(|e| RenderError::Compile {
+                name: format!("destinations.{destination}.{key}"),
+                message: e.to_string(),
+            })
+    }
+
+    /// Renders the inline template at `destinations.{destination}.{key}` as text.
+    pub fn render_inline(
+        &self,
+        destination: &str,
+        key: &str,
+        ctx: &Context,
+    ) -> Result<String, RenderError> {
+        let name = format!("destinations.{destination}.{key}");
+        let registry = read(&self.text);
+        if !registry.has_template(&inline_name(destination, key)) {
+            return Err(RenderError::Missing {
+                name,
+                dir: "the configuration".into(),
+            });
+        }
+        registry
+            .render_with_context(&inline_name(destination, key), ctx)
+            .map_err(|e| RenderError::Render {
+                name,
+                message: e.to_string(),
+            })
+    }
+
     /// Whether the `when` expression of `destination` renders `true` for `ctx`.
     pub fn matches(&self, destination: &str, ctx: &Context) -> Result<bool, RenderError> {
         let text = read(&self.text)
@@ -223,6 +262,10 @@ impl Renderer {
 
 fn expression_name(destination: &str) -> String {
     format!("when:{destination}")
+}
+
+fn inline_name(destination: &str, key: &str) -> String {
+    format!("inline:{destination}.{key}")
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -338,6 +381,22 @@ mod tests {
         r.add("bad.json.hbs", r#"{"x": "{{include "nope.html.hbs"}}"}"#)
             .unwrap();
         assert!(r.render("bad.json.hbs", &ctx).is_err());
+    }
+
+    #[test]
+    fn inline_templates_render_as_text_and_name_their_key() {
+        let mut r = Renderer::new(Path::new("templates"));
+        r.add("part.txt.hbs", "<{{name}}>").unwrap();
+        r.add_inline("mail", "subject", "Chat with {{> part.txt.hbs}} & co")
+            .unwrap();
+        let ctx = Context::from(json!({"name": "Dana \"D\" <d>"}));
+        let out = r.render_inline("mail", "subject", &ctx).unwrap();
+        assert_eq!(out, "Chat with <Dana \"D\" <d>> & co");
+        let err = r.add_inline("mail", "to[0]", "{{#if x}}").unwrap_err();
+        assert!(err.to_string().contains("destinations.mail.to[0]"), "{err}");
+        r.add_inline("mail", "cc[0]", "{{nmae}}").unwrap();
+        let err = r.render_inline("mail", "cc[0]", &ctx).unwrap_err();
+        assert!(err.to_string().contains("destinations.mail.cc[0]"), "{err}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod smtp;
 
 use deskbridge::app::{prepare, Application, Role};
 use serde_json::Value;
