@@ -1,9 +1,11 @@
 //! What the hook accepts, the worker can read: bodies the full parse would refuse are refused at
-//! the hook with the reason, and ids longer than 128 characters are refused naming the field.
+//! the hook with the reason, ids longer than 128 characters are refused naming the field, and
+//! conversation keys cannot forge lines in text logs.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
 
+use common::process::Process;
 use common::{conversation, count, TestApp, TestConfig};
 use serde_json::Value;
 
@@ -105,5 +107,31 @@ async fn ids_longer_than_128_characters_are_refused_naming_the_field() {
     assert_eq!(
         answer["conversation"],
         format!("{}-{}", "a".repeat(128), "c".repeat(128))
+    );
+}
+
+#[tokio::test]
+async fn keys_cannot_forge_lines_in_text_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.log = "  level: \"warn,deskbridge=debug\"\n  format: \"text\"\n".into();
+    let path = config.write(dir.path());
+    let server = Process::start(&path);
+    let mut body = conversation(1);
+    body["accountId"] = "208\u{1b}[2J".into();
+    body["channel"]["id"] = "1\n2030-01-01T00:00:00.000000Z  INFO deskbridge: forged".into();
+    assert_eq!(server.post(body.to_string()).await, 200);
+    let line = server.wait_for_log("hook accepted");
+    assert!(
+        line.contains(
+            r"conversation=208\u{1b}[2J-1\n2030-01-01T00:00:00.000000Z  INFO deskbridge: forged"
+        ),
+        "{line}"
+    );
+    let logs = server.logs.lock().unwrap().clone();
+    assert!(
+        logs.iter()
+            .all(|l| !l.starts_with("2030") && !l.contains('\u{1b}')),
+        "{logs:#?}"
     );
 }
