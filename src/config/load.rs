@@ -111,12 +111,23 @@ impl<'a> Problems<'a> {
 pub fn load(path: &Path) -> Result<(Settings, String), ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::file(path, format!("cannot read the configuration: {e}")))?;
-    let tree = parse_yaml(&text).map_err(|e| ConfigError::file(path, e))?;
-    let settings = settings_from_tree(path, &text, tree, std::env::vars())?;
-    let mut problems = Problems::new(&text);
+    let settings = from_text(path, &text, std::env::vars())?;
+    Ok((settings, text))
+}
+
+/// Layers, types and validates the YAML `text` of a configuration with the environment
+/// `env`; `path` only names the file in errors (and `x_file` secrets are read from disk).
+pub fn from_text(
+    path: &Path,
+    text: &str,
+    env: impl Iterator<Item = (String, String)>,
+) -> Result<Settings, ConfigError> {
+    let tree = parse_yaml(text).map_err(|e| ConfigError::file(path, e))?;
+    let settings = settings_from_tree(path, text, tree, env)?;
+    let mut problems = Problems::new(text);
     super::validate::validate(&settings, &mut problems);
     problems.finish(path)?;
-    Ok((settings, text))
+    Ok(settings)
 }
 
 /// Layers environment overrides, expands variables, reads secret files and types the result.

@@ -7,7 +7,7 @@ mod types;
 mod validate;
 
 pub use destinations::*;
-pub use load::{load, ConfigError, Problems};
+pub use load::{from_text, load, ConfigError, Problems};
 pub use types::{HumanDuration, IpNet, Secret, SecretList};
 
 use indexmap::IndexMap;
