@@ -122,7 +122,7 @@ pub fn from_text(
     text: &str,
     env: impl Iterator<Item = (String, String)>,
 ) -> Result<Settings, ConfigError> {
-    let tree = parse_yaml(text).map_err(|e| ConfigError::file(path, e))?;
+    let tree = super::yaml::parse(text).map_err(|e| ConfigError::file(path, e))?;
     let settings = settings_from_tree(path, text, tree, env)?;
     let mut problems = Problems::new(text);
     super::validate::validate(&settings, &mut problems);
@@ -161,17 +161,6 @@ pub fn settings_from_tree(
         problems.add(&key, message);
         problems.finish(path).expect_err("one problem was added")
     })
-}
-
-fn parse_yaml(text: &str) -> Result<Value, String> {
-    let source = config::File::from_str(text, config::FileFormat::Yaml);
-    let built = config::Config::builder()
-        .add_source(source)
-        .build()
-        .map_err(|e| format!("not valid YAML: {e}"))?;
-    built
-        .try_deserialize::<Value>()
-        .map_err(|e| format!("not valid YAML: {e}"))
 }
 
 /// `DESKBRIDGE_A__B__C=v` sets `a.b.c` (keys matched without regard to case). Variables

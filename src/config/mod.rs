@@ -5,6 +5,7 @@ mod destinations;
 mod load;
 mod types;
 mod validate;
+mod yaml;
 
 pub use destinations::*;
 pub use load::{from_text, load, ConfigError, Problems};
