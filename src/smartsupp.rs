@@ -2,6 +2,7 @@
 //! template context built later by the worker.
 
 mod identity;
+mod probe;
 
 pub use identity::{Identity, IdentityError, MAX_ID_CHARS};
 
