@@ -1,139 +1,13 @@
 //! The Smartsupp POST hook: the cheap identity read on the hook path, and the normalized
 //! template context built later by the worker.
 
+mod identity;
+mod probe;
+
+pub use identity::{Identity, IdentityError, MAX_ID_CHARS};
+
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-
-/// What the receiver needs from a hook body: the conversation key, and what the admin
-/// dashboard lists and searches by.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    /// `<accountId>-<channel.id>`; `0` stands for a missing account id.
-    pub key: String,
-    /// `chat`, `missed` or `offline`.
-    pub kind: &'static str,
-    /// The visitor's name, trimmed, when given.
-    pub name: Option<String>,
-    /// The visitor's email, trimmed and lowercased, when it looks like one.
-    pub email: Option<String>,
-}
-
-/// Why a body is not a conversation.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum IdentityError {
-    /// The body does not parse as JSON.
-    #[error("body is not valid JSON: {0}")]
-    NotJson(String),
-    /// The body is JSON, but not an object.
-    #[error("body must be a JSON object, found {0}")]
-    NotObject(&'static str),
-    /// A JSON object without a usable `channel.id`.
-    #[error("{0}")]
-    NotConversation(String),
-}
-
-#[derive(Deserialize)]
-struct Probe<'a> {
-    #[serde(rename = "accountId", default, borrow)]
-    account_id: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    channel: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    visitor: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct ChannelProbe<'a> {
-    #[serde(default, borrow)]
-    id: Option<&'a RawValue>,
-    #[serde(rename = "isMissed", default)]
-    is_missed: Option<Value>,
-    #[serde(rename = "isOffline", default)]
-    is_offline: Option<Value>,
-}
-
-#[derive(Deserialize, Default)]
-struct VisitorProbe {
-    #[serde(default)]
-    name: Option<Value>,
-    #[serde(default)]
-    email: Option<Value>,
-}
-
-impl Identity {
-    /// Reads the key from a hook body without building a JSON tree. The whole body is still
-    /// checked to be JSON.
-    pub fn read(body: &[u8]) -> Result<Self, IdentityError> {
-        let first = body.iter().find(|b| !b.is_ascii_whitespace());
-        if first != Some(&b'{') {
-            let value: Value =
-                serde_json::from_slice(body).map_err(|e| IdentityError::NotJson(e.to_string()))?;
-            return Err(IdentityError::NotObject(type_name(&value)));
-        }
-        let probe: Probe =
-            serde_json::from_slice(body).map_err(|e| IdentityError::NotJson(e.to_string()))?;
-        let missing = || {
-            IdentityError::NotConversation(
-                "not a Smartsupp conversation: channel.id is missing".into(),
-            )
-        };
-        let channel = probe.channel.ok_or_else(missing)?;
-        let channel: ChannelProbe = serde_json::from_str(channel.get()).map_err(|_| {
-            IdentityError::NotConversation(
-                "not a Smartsupp conversation: channel must be an object with an id".into(),
-            )
-        })?;
-        let channel_id = id_text(channel.id.ok_or_else(missing)?).ok_or_else(|| {
-            IdentityError::NotConversation(
-                "channel.id must be a number or a non-empty string".into(),
-            )
-        })?;
-        let account = match probe.account_id {
-            Some(raw) if raw.get() != "null" => id_text(raw).ok_or_else(|| {
-                IdentityError::NotConversation(
-                    "accountId must be a number or a non-empty string".into(),
-                )
-            })?,
-            _ => "0".to_string(),
-        };
-        let flag = |v: &Option<Value>| v.as_ref().and_then(Value::as_bool).unwrap_or(false);
-        let kind = kind_of(flag(&channel.is_offline), flag(&channel.is_missed));
-        // A visitor that is not an object is left to the templates to report; here it only
-        // means nothing to search by.
-        let visitor: VisitorProbe = probe
-            .visitor
-            .filter(|raw| raw.get().starts_with('{'))
-            .and_then(|raw| serde_json::from_str(raw.get()).ok())
-            .unwrap_or_default();
-        let name = visitor.name.as_ref().and_then(non_empty);
-        let email = visitor
-            .email
-            .as_ref()
-            .and_then(non_empty)
-            .filter(|e| looks_like_email(e))
-            .map(|e| e.to_lowercase());
-        Ok(Self {
-            key: format!("{account}-{channel_id}"),
-            kind,
-            name,
-            email,
-        })
-    }
-}
-
-/// The text of a numeric or string id; `None` for any other JSON.
-fn id_text(raw: &RawValue) -> Option<String> {
-    let text = raw.get();
-    match text.as_bytes().first()? {
-        b'"' => serde_json::from_str::<String>(text)
-            .ok()
-            .filter(|s| !s.trim().is_empty()),
-        b'-' | b'0'..=b'9' => Some(text.to_string()),
-        _ => None,
-    }
-}
 
 /// The name of a JSON value's type, for messages.
 pub fn type_name(value: &Value) -> &'static str {
@@ -395,57 +269,6 @@ mod tests {
             ("Anna".into(), "Maria  de la Cruz".into())
         );
         assert_eq!(split_name(""), (String::new(), String::new()));
-    }
-
-    #[test]
-    fn identity_accepts_numbers_and_strings() {
-        let id = Identity::read(br#"{"accountId": 208, "channel": {"id": 55039}}"#).unwrap();
-        assert_eq!(id.key, "208-55039");
-        let id = Identity::read(br#" {"accountId": "a1", "channel": {"id": "c9"}}"#).unwrap();
-        assert_eq!(id.key, "a1-c9");
-        let id = Identity::read(br#"{"channel": {"id": 7}}"#).unwrap();
-        assert_eq!(id.key, "0-7");
-    }
-
-    #[test]
-    fn identity_carries_kind_and_visitor_for_search() {
-        let raw = br#"{"channel":{"id":1,"isMissed":true},"visitor":{"name":" Ann ","email":" Ann@Example.COM "}}"#;
-        let id = Identity::read(raw).unwrap();
-        assert_eq!(
-            (id.kind, id.name.as_deref(), id.email.as_deref()),
-            ("missed", Some("Ann"), Some("ann@example.com"))
-        );
-        let raw = br#"{"channel":{"id":1,"isOffline":true,"isMissed":true},"visitor":{"email":"not an email"}}"#;
-        let id = Identity::read(raw).unwrap();
-        assert_eq!((id.kind, id.name, id.email), ("offline", None, None));
-        let id = Identity::read(br#"{"channel":{"id":1},"visitor":[1]}"#).unwrap();
-        assert_eq!((id.kind, id.name, id.email), ("chat", None, None));
-    }
-
-    #[test]
-    fn identity_errors_say_what_is_wrong() {
-        let cases: &[(&[u8], &str)] = &[
-            (b"not json", "not valid JSON"),
-            (b"[1,2]", "an array"),
-            (b"\"text\"", "a string"),
-            (b"{\"a\":1", "not valid JSON"),
-            (b"{}", "channel.id is missing"),
-            (b"{\"channel\": 5}", "channel must be an object"),
-            (b"{\"channel\": {\"id\": null}}", "channel.id is missing"),
-            (b"{\"channel\": {\"id\": \"\"}}", "channel.id must be"),
-            (
-                b"{\"accountId\": [], \"channel\": {\"id\": 1}}",
-                "accountId must be",
-            ),
-        ];
-        for (body, expected) in cases {
-            let err = Identity::read(body).unwrap_err().to_string();
-            assert!(
-                err.contains(expected),
-                "{:?}: {err}",
-                String::from_utf8_lossy(body)
-            );
-        }
     }
 
     fn stored() -> Stored {

@@ -297,7 +297,8 @@ async fn an_unknown_name_or_a_kind_without_credentials_exits_2() {
         out.stderr
     );
     assert!(
-        out.stderr.contains("kind: zendesk, kind: hubspot and kind: email"),
+        out.stderr
+            .contains("kind: zendesk, kind: hubspot and kind: email"),
         "{}",
         out.stderr
     );

@@ -115,8 +115,19 @@ impl<'a> Problems<'a> {
 pub fn load(path: &Path) -> Result<(Settings, String), ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::file(path, format!("cannot read the configuration: {e}")))?;
-    let tree = parse_yaml(&text).map_err(|e| ConfigError::file(path, e))?;
-    let mut settings = settings_from_tree(path, &text, tree, std::env::vars())?;
+    let settings = from_text(path, &text, std::env::vars())?;
+    Ok((settings, text))
+}
+
+/// Layers, types and validates the YAML `text` of a configuration with the environment
+/// `env`; `path` only names the file in errors (and `x_file` secrets are read from disk).
+pub fn from_text(
+    path: &Path,
+    text: &str,
+    env: impl Iterator<Item = (String, String)>,
+) -> Result<Settings, ConfigError> {
+    let tree = super::yaml::parse(text).map_err(|e| ConfigError::file(path, e))?;
+    let mut settings = settings_from_tree(path, text, tree, env)?;
     // An empty admin token (say `${DESKBRIDGE_ADMIN_TOKEN:-}` with the variable unset) turns
     // the dashboard off, as leaving the key out does.
     if settings
@@ -127,10 +138,10 @@ pub fn load(path: &Path) -> Result<(Settings, String), ConfigError> {
     {
         settings.server.admin_token = None;
     }
-    let mut problems = Problems::new(&text);
+    let mut problems = Problems::new(text);
     super::validate::validate(&settings, &mut problems);
     problems.finish(path)?;
-    Ok((settings, text))
+    Ok(settings)
 }
 
 /// Layers environment overrides, expands variables, reads secret files and types the result.
@@ -164,17 +175,6 @@ pub fn settings_from_tree(
         problems.add(&key, message);
         problems.finish(path).expect_err("one problem was added")
     })
-}
-
-fn parse_yaml(text: &str) -> Result<Value, String> {
-    let source = config::File::from_str(text, config::FileFormat::Yaml);
-    let built = config::Config::builder()
-        .add_source(source)
-        .build()
-        .map_err(|e| format!("not valid YAML: {e}"))?;
-    built
-        .try_deserialize::<Value>()
-        .map_err(|e| format!("not valid YAML: {e}"))
 }
 
 /// `DESKBRIDGE_A__B__C=v` sets `a.b.c` (keys matched without regard to case). Variables

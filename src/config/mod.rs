@@ -6,10 +6,11 @@ mod email;
 mod load;
 mod types;
 mod validate;
+mod yaml;
 
 pub use destinations::*;
 pub use email::{EmailSettings, EmailTls, MIN_MESSAGE_BYTES};
-pub use load::{load, ConfigError, Problems};
+pub use load::{from_text, load, ConfigError, Problems};
 pub use types::{HumanDuration, IpNet, Secret, SecretList};
 
 use indexmap::IndexMap;

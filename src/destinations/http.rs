@@ -170,9 +170,13 @@ pub fn classify(
     }
 }
 
+/// Longest `Retry-After` honoured: one day (HubSpot's daily quota is the longest wait any
+/// destination asks for). A longer one is read as this, so a destination cannot park
+/// deliveries for years, and adding it to a clock can never overflow.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
+
 /// `Retry-After` as delay seconds or an HTTP date (relative to `now`), at most
-/// [`MAX_WAIT`](crate::worker::backoff::MAX_WAIT): a destination cannot ask for a wait that
-/// overflows a clock.
+/// [`MAX_RETRY_AFTER`].
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     let wait = match value.parse::<u64>() {
@@ -182,7 +186,7 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
             at.duration_since(now).unwrap_or(Duration::ZERO)
         }
     };
-    Some(wait.min(crate::worker::backoff::MAX_WAIT))
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 #[cfg(test)]
@@ -248,9 +252,26 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/durations.rs): a huge delay made Zendesk's and
+    /// HubSpot's `Instant::now() + wait` panic and the worker's next-attempt time overflow.
+    #[test]
+    fn retry_after_is_bounded() {
+        let now = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        for value in [
+            "77777777777777777",
+            "18446744073709551615",
+            "86401",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            let wait = parse_retry_after(value, now).unwrap();
+            assert_eq!(wait, MAX_RETRY_AFTER, "{value}");
+            assert!(std::time::Instant::now().checked_add(wait).is_some());
+        }
         assert_eq!(
-            parse_retry_after("18446744073709551615", now),
-            Some(crate::worker::backoff::MAX_WAIT)
+            parse_retry_after("86400", now),
+            Some(Duration::from_secs(86_400))
         );
     }
 }

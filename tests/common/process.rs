@@ -1,5 +1,5 @@
-//! `deskbridge serve` as a child process: started with a config, its port read from its JSON
-//! log, signalled, and killed (SIGKILL) when dropped.
+//! `deskbridge serve` as a child process: started with a config, its port read from its log
+//! (JSON or text), signalled, and killed (SIGKILL) when dropped.
 
 use super::TOKEN;
 use std::io::{BufRead, BufReader};
@@ -92,10 +92,8 @@ impl Process {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 kept.lock().unwrap().push(line.clone());
-                if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if let Some(p) = event["fields"]["port"].as_u64() {
-                        *found.lock().unwrap() = Some(p as u16);
-                    }
+                if let Some(p) = port_in(&line) {
+                    *found.lock().unwrap() = Some(p);
                 }
             }
         });
@@ -162,6 +160,25 @@ impl Process {
             .status()
             .as_u16()
     }
+}
+
+/// The port of a "deskbridge is listening" log line, JSON or text (coloured or not).
+fn port_in(line: &str) -> Option<u16> {
+    if let Ok(event) = serde_json::from_str::<serde_json::Value>(line) {
+        return event["fields"]["port"].as_u64().map(|p| p as u16);
+    }
+    let mut plain = String::new();
+    let mut rest = line;
+    while let Some((before, after)) = rest.split_once("\u{1b}[") {
+        plain.push_str(before);
+        rest = after.split_once('m').map_or("", |(_, tail)| tail);
+    }
+    plain.push_str(rest);
+    let (_, fields) = plain.split_once("deskbridge is listening ")?;
+    fields
+        .split(' ')
+        .find_map(|field| field.strip_prefix("port="))
+        .and_then(|p| p.parse().ok())
 }
 
 impl Drop for Process {
