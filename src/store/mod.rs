@@ -188,7 +188,7 @@ pub struct Store {
     commit_failed: Arc<AtomicBool>,
 }
 
-/// The smallest readiness write probe: about one small conversation.
+/// What a readiness write probe adds to twice the size of the conversation that failed.
 const MIN_PROBE_BYTES: usize = 16 * 1024;
 
 /// Named values in the store's `meta` table.
@@ -264,7 +264,7 @@ impl Store {
     }
 
     /// Succeeds when a conversation can be committed now: the store answers, and when the last
-    /// commit of a conversation failed (a full disk, a read-only database), a write as large as
+    /// commit of a conversation failed (a full disk, a read-only database), a write larger than
     /// that conversation commits. Recovers by itself once commits succeed.
     pub async fn ready(&self) -> Result<(), StoreError> {
         let failed = self
@@ -275,7 +275,9 @@ impl Store {
         let Some((failure, size)) = failed else {
             return self.ping().await;
         };
-        let pad = size.max(MIN_PROBE_BYTES);
+        // Twice the body and then some: the conversation's commit also wrote its indexes and
+        // deliveries, so a probe no larger could pass where the conversation cannot.
+        let pad = size.saturating_mul(2).saturating_add(MIN_PROBE_BYTES);
         let probe = match &*self.backend {
             Backend::Sqlite(s) => s.probe_write(now_ms(), pad).await,
             Backend::Postgres(p) => p.probe_write(now_ms(), pad).await,
