@@ -5,7 +5,7 @@
 use super::views::{self, ListQuery};
 use super::{AdminError, AdminState};
 use crate::config::HumanDuration;
-use crate::store::admin::{DeliveryFilter, Replay};
+use crate::store::admin::{DeliveryFilter, Replay, Replayer};
 use crate::store::now_ms;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
@@ -188,7 +188,7 @@ async fn retry(req: HttpRequest, state: web::Data<AdminState>, payload: web::Pay
             .into())
         }
     };
-    let replayed = state.store.replay(what).await?;
+    let replayed = state.store.replay(what, Replayer::Admin).await?;
     state.wake_all();
     tracing::info!(replayed, "deliveries replayed through the admin API");
     Ok(HttpResponse::Ok().json(json!({ "replayed": replayed })))

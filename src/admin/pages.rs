@@ -4,7 +4,7 @@
 
 use super::views::{self, ListQuery, KINDS, STATES};
 use super::{auth, AdminError, AdminState, Caller, Live};
-use crate::store::admin::Replay;
+use crate::store::admin::{Replay, Replayer};
 use crate::store::now_ms;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -387,7 +387,10 @@ async fn retry(
         let form: RetryForm = form(&state.body(payload).await?)?;
         AdminState::check_change(&req, &caller, Some(&form.csrf))?;
         let ids = views::parse_ids(&form.ids)?;
-        let replayed = state.store.replay(Replay::Ids(ids)).await?;
+        let replayed = state
+            .store
+            .replay(Replay::Ids(ids), Replayer::Admin)
+            .await?;
         state.wake_all();
         tracing::info!(replayed, "deliveries replayed from the admin dashboard");
         let back = local_path(&form.back, "/admin/dead");

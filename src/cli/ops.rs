@@ -5,7 +5,7 @@
 use super::runtime;
 use crate::app::Prepared;
 use crate::config::HumanDuration;
-use crate::store::admin::{DeliveryFilter, DeliveryInfo, Erased, Replay, Retention};
+use crate::store::admin::{DeliveryFilter, DeliveryInfo, Erased, Replay, Replayer, Retention};
 use crate::store::{now_ms, Store};
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -177,7 +177,7 @@ pub fn deliveries(prepared: Prepared, command: Deliveries) -> anyhow::Result<Exi
                 } else {
                     Replay::Ids(ids)
                 };
-                let n = store.replay(what).await?;
+                let n = store.replay(what, Replayer::Cli).await?;
                 if json {
                     println!("{}", serde_json::json!({ "replayed": n }));
                 } else {
