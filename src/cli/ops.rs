@@ -134,7 +134,7 @@ pub fn deliveries(prepared: Prepared, command: Deliveries) -> anyhow::Result<Exi
                 Ok(ExitCode::SUCCESS)
             }
             Deliveries::Show { id, json } => {
-                let Some(view) = crate::admin::views::delivery(&store, &prepared.destinations, id).await? else {
+                let Some(view) = crate::admin::views::delivery(&store, &prepared.destinations, None, id).await? else {
                     eprintln!("no delivery {id}");
                     return Ok(ExitCode::from(NOT_FOUND));
                 };

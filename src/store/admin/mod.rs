@@ -81,7 +81,11 @@ pub struct AttemptInfo {
     pub excerpt: Option<String>,
     /// What went wrong.
     pub error: Option<String>,
-    /// The replay this attempt followed, when it is the first attempt after one.
+    /// The error in words (filled in by the admin views).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// The replay this attempt followed, when it is the first attempt after one (filled in by
+    /// the admin views).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replay: Option<ReplayInfo>,
 }
@@ -249,8 +253,12 @@ pub struct DestinationStats {
     pub dead: i64,
     /// The newest delivery whose last attempt failed: its error…
     pub last_error: Option<String>,
-    /// …and when (epoch ms).
+    /// …when (epoch ms)…
     pub last_error_at: Option<i64>,
+    /// …the HTTP status of its last attempt…
+    pub last_error_status: Option<i64>,
+    /// …and the start of that attempt's response.
+    pub last_error_response: Option<String>,
 }
 
 /// Deliveries to replay.

@@ -188,11 +188,15 @@ pub fn destination_stats_sql(p1: &str) -> String {
     )
 }
 
-/// The newest failure of one destination; parameter 1 is the destination.
+/// The newest failure of one destination (its error, when, and the status and response of
+/// its last attempt); parameter 1 is the destination.
 pub fn last_error_sql(p1: &str) -> String {
     format!(
-        "SELECT last_error, updated_at FROM deliveries
-         WHERE destination = {p1} AND last_error IS NOT NULL ORDER BY updated_at DESC LIMIT 1"
+        "SELECT d.last_error, d.updated_at,
+                (SELECT a.status FROM attempts a WHERE a.delivery_id = d.id ORDER BY a.id DESC LIMIT 1),
+                (SELECT a.excerpt FROM attempts a WHERE a.delivery_id = d.id ORDER BY a.id DESC LIMIT 1)
+         FROM deliveries d
+         WHERE d.destination = {p1} AND d.last_error IS NOT NULL ORDER BY d.updated_at DESC LIMIT 1"
     )
 }
 

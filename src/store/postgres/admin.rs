@@ -122,6 +122,7 @@ pub async fn attempts(
             status: r.get::<_, Option<i32>>(4).map(i64::from),
             excerpt: r.get(5),
             error: shown_error(r.get(6)),
+            summary: None,
             replay: None,
         });
     }
@@ -382,6 +383,8 @@ pub async fn overview(c: &Client, now: i64) -> Result<Overview, StoreError> {
             dead: r.get(6),
             last_error: None,
             last_error_at: None,
+            last_error_status: None,
+            last_error_response: None,
         });
     }
     let last = c
@@ -396,6 +399,8 @@ pub async fn overview(c: &Client, now: i64) -> Result<Overview, StoreError> {
         {
             d.last_error = shown_error(r.get(0));
             d.last_error_at = r.get(1);
+            d.last_error_status = r.get::<_, Option<i32>>(2).map(i64::from);
+            d.last_error_response = r.get(3);
         }
     }
     let last_received_at: Option<i64> = c

@@ -123,6 +123,7 @@ pub fn attempts(
                     status: r.get(3)?,
                     excerpt: r.get(4)?,
                     error: shown_error(r.get(5)?),
+                    summary: None,
                     replay: None,
                 })
             })?
@@ -353,17 +354,23 @@ pub fn overview(conn: &Connection, now: i64) -> rusqlite::Result<Overview> {
                 dead: r.get(6)?,
                 last_error: None,
                 last_error_at: None,
+                last_error_status: None,
+                last_error_response: None,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut last = conn.prepare_cached(&last_error_sql("?1"))?;
     for d in &mut destinations {
-        if let Some((error, at)) = last
-            .query_row([&d.destination], |r| Ok((r.get(0)?, r.get(1)?)))
+        if let Some((error, at, status, response)) = last
+            .query_row([&d.destination], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
             .optional()?
         {
             d.last_error = shown_error(Some(error));
             d.last_error_at = Some(at);
+            d.last_error_status = status;
+            d.last_error_response = response;
         }
     }
     let last_received_at = conn
