@@ -14,6 +14,7 @@ mod auth;
 mod error;
 mod notice;
 mod pages;
+mod signin;
 mod templating;
 pub mod views;
 
@@ -322,6 +323,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             })
             .wrap(headers)
             .configure(api::routes)
+            .configure(signin::routes)
             .configure(pages::routes)
             .configure(assets::routes),
     );

@@ -1,15 +1,14 @@
-//! The dashboard's pages: sign-in, overview, conversations, one conversation, dead letters,
-//! and the retry form (post/redirect/get with a one-time notice). Rendered from the views by
-//! [`super::templating`].
+//! The dashboard's pages: overview, conversations, one conversation, dead letters, and the
+//! retry form (post/redirect/get with a one-time notice); the error page every page shares.
+//! Rendered from the views by [`super::templating`]; signing in and out is [`super::signin`].
 
 use super::templating::{self, urlencode};
 use super::views::{self, ListQuery, KINDS, STATES};
-use super::{auth, notice, AdminError, AdminState, Caller, Live};
+use super::{notice, AdminError, AdminState, Caller, Live};
 use crate::store::admin::{Replay, Replayer};
 use crate::store::now_ms;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono_tz::Tz;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -17,7 +16,11 @@ use serde_json::{json, Value};
 const OVERVIEW_REFRESH_SECONDS: u32 = 30;
 
 /// Renders a page with `status`.
-fn render(status: StatusCode, name: &str, data: &Value) -> Result<HttpResponse, AdminError> {
+pub(super) fn render(
+    status: StatusCode,
+    name: &str,
+    data: &Value,
+) -> Result<HttpResponse, AdminError> {
     let html = templating::render(name, data).map_err(AdminError::Render)?;
     Ok(HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
@@ -50,7 +53,7 @@ fn show(
 
 /// The answer to a failed page request: unauthenticated browsers go to the sign-in page,
 /// anything else gets an error page with the right status.
-fn failed(req: &HttpRequest, e: AdminError) -> HttpResponse {
+pub(super) fn failed(req: &HttpRequest, e: AdminError) -> HttpResponse {
     if matches!(e, AdminError::Unauthorized) {
         let next = req.uri().path_and_query().map_or("/admin", |p| p.as_str());
         return see_other(&format!("/admin/login?next={}", urlencode(next)));
@@ -75,19 +78,24 @@ fn failed(req: &HttpRequest, e: AdminError) -> HttpResponse {
     response
 }
 
-fn see_other(location: &str) -> HttpResponse {
+pub(super) fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location))
         .finish()
 }
 
 /// A redirect target from a form: only a path of this dashboard.
-fn local_path(path: &str, fallback: &str) -> String {
+pub(super) fn local_path(path: &str, fallback: &str) -> String {
     let ok = (path == "/admin" || path.starts_with("/admin/") || path.starts_with("/admin?"))
         && !path.contains("//")
         && !path.contains('\\')
         && !path.chars().any(char::is_control);
     if ok { path } else { fallback }.to_string()
+}
+
+/// Parses an `application/x-www-form-urlencoded` body.
+pub(super) fn form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
+    serde_urlencoded::from_bytes(body).map_err(|e| AdminError::BadRequest(format!("form: {e}")))
 }
 
 /// The common part of every signed-in page's data.
@@ -107,120 +115,6 @@ fn with(mut data: Value, extra: Value) -> Value {
         d.extend(e);
     }
     data
-}
-
-#[derive(Deserialize)]
-struct LoginQuery {
-    #[serde(default)]
-    next: String,
-}
-
-async fn login_page(
-    req: HttpRequest,
-    state: web::Data<AdminState>,
-    query: web::Query<LoginQuery>,
-) -> HttpResponse {
-    match state.authenticate(&req) {
-        Ok((_, Caller::Session(_))) => return see_other(&local_path(&query.next, "/admin")),
-        Err(AdminError::NotFound(m)) => return failed(&req, AdminError::NotFound(m)),
-        _ => {}
-    }
-    login_form(StatusCode::OK, &query.next, None).unwrap_or_else(|e| failed(&req, e))
-}
-
-fn login_form(
-    status: StatusCode,
-    next: &str,
-    error: Option<&str>,
-) -> Result<HttpResponse, AdminError> {
-    let data = json!({
-        "title": "Sign in", "nav": null, "csrf": null, "tz": null, "notice": null,
-        "refresh": null, "next": local_path(next, "/admin"), "error": error,
-    });
-    render(status, "login", &data)
-}
-
-#[derive(Deserialize)]
-struct LoginForm {
-    #[serde(default)]
-    token: String,
-    #[serde(default)]
-    tz: String,
-    #[serde(default)]
-    next: String,
-}
-
-/// Parses an `application/x-www-form-urlencoded` body.
-fn form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AdminError> {
-    serde_urlencoded::from_bytes(body).map_err(|e| AdminError::BadRequest(format!("form: {e}")))
-}
-
-async fn login(
-    req: HttpRequest,
-    state: web::Data<AdminState>,
-    payload: web::Payload,
-) -> HttpResponse {
-    let result = async {
-        let live = state.live();
-        let keys = live.keys.as_ref().ok_or_else(AdminError::off)?;
-        if !auth::same_origin(&req) {
-            return Err(AdminError::csrf());
-        }
-        // A client refused by the limiter is answered before its body is read.
-        let client = state.client(&req, &live);
-        state.limiter.check(client).map_err(AdminError::TooMany)?;
-        let form: LoginForm = form(&state.body(payload).await?)?;
-        if !keys.token_ok(form.token.trim()) {
-            state.limiter.failed(client);
-            tracing::warn!(client = ?client.map(|c| c.ip), "admin sign-in refused: wrong token");
-            return login_form(
-                StatusCode::UNAUTHORIZED,
-                &form.next,
-                Some("That is not the admin token."),
-            );
-        }
-        let tz: Tz = form.tz.parse().unwrap_or(live.default_tz);
-        let now = now_ms();
-        let cookie = keys.issue(now, now, tz);
-        let secure = req.connection_info().scheme() == "https";
-        tracing::info!(client = ?client.map(|c| c.ip), "admin signed in");
-        Ok(HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, local_path(&form.next, "/admin")))
-            .insert_header((
-                header::SET_COOKIE,
-                auth::set_cookie(&cookie, secure, auth::SESSION_TTL),
-            ))
-            .finish())
-    };
-    result.await.unwrap_or_else(|e| failed(&req, e))
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
-/// Signs out: ends every session issued until now, on every instance.
-async fn logout(
-    req: HttpRequest,
-    state: web::Data<AdminState>,
-    payload: web::Payload,
-) -> HttpResponse {
-    let result = async {
-        let (_, caller) = state.authenticate(&req)?;
-        let form: CsrfForm = form(&state.body(payload).await?)?;
-        AdminState::check_change(&req, &caller, Some(&form.csrf))?;
-        state.sign_out_everywhere().await?;
-        tracing::info!("admin signed out; every session issued before now has ended");
-        Ok::<_, AdminError>(
-            HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, "/admin/login"))
-                .insert_header((header::SET_COOKIE, auth::clear_cookie()))
-                .finish(),
-        )
-    };
-    result.await.unwrap_or_else(|e| failed(&req, e))
 }
 
 async fn overview(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
@@ -440,9 +334,6 @@ async fn retry(
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("", web::get().to(overview))
         .route("/", web::get().to(overview))
-        .route("/login", web::get().to(login_page))
-        .route("/login", web::post().to(login))
-        .route("/logout", web::post().to(logout))
         .route("/conversations", web::get().to(conversations))
         .route("/conversations/{key}", web::get().to(conversation))
         .route("/dead", web::get().to(dead))

@@ -162,6 +162,12 @@ pub fn deliveries(prepared: Prepared, command: Deliveries) -> anyhow::Result<Exi
                         a.excerpt.as_deref().map(|e| format!("\n      response: {e}")).unwrap_or_default()
                     );
                 }
+                for r in &view.replays {
+                    println!("  replayed by {} {} (it was {})", r.by, ago(r.at), r.was);
+                }
+                if let Some(sent) = &view.last_request {
+                    println!("\nrequest as last sent:\n{sent}");
+                }
                 match (&view.request, &view.request_error) {
                     (Some(request), _) => println!("\nrequest as rendered now:\n{request}"),
                     (None, error) => println!("\nthe request cannot be rendered now: {}", error.as_deref().unwrap_or("")),

@@ -3,14 +3,15 @@
 //! then the visitor, the transcript, and every version's deliveries with their attempts,
 //! replays and requests.
 
-use super::outcome::{self, Failure, Next};
-use super::{display_name, AdminError};
-use crate::destinations::{preview_stored, Destination, Link};
-use crate::metrics::{LaneHealth, Metrics};
+use super::delivery::{delivery_view, lane_health, DeliveryView};
+use super::outcome::{Failure, Next};
+use super::visitor::{visitor, VisitorView};
+use super::AdminError;
+use crate::destinations::{Destination, Link};
+use crate::metrics::Metrics;
 use crate::render::transcript::{self, Line};
 use crate::smartsupp::{self, non_empty, Stored};
-use crate::store::admin::{AttemptInfo, DeliveryInfo, ReplayInfo};
-use crate::store::{now_ms, Store};
+use crate::store::Store;
 use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::Value;
@@ -100,47 +101,6 @@ pub struct OutcomeLine {
     pub replayed_by: Option<String>,
 }
 
-/// The visitor of a conversation.
-#[derive(Debug, Default, Serialize)]
-pub struct VisitorView {
-    /// Name, email, or "Anonymous visitor": the same name on every page.
-    pub display_name: String,
-    /// Smartsupp's id of the visitor.
-    pub smartsupp_id: Option<String>,
-    /// Email, when it looks like one.
-    pub email: Option<String>,
-    /// The agents' note.
-    pub note: Option<String>,
-    /// City and country.
-    pub location: Option<String>,
-    /// IP address.
-    pub ip_address: Option<String>,
-    /// Browser user agent.
-    pub user_agent: Option<String>,
-    /// Pages visited.
-    pub pages: Vec<Page>,
-    /// Custom variables.
-    pub variables: Vec<Variable>,
-}
-
-/// A page the visitor saw.
-#[derive(Debug, Serialize)]
-pub struct Page {
-    /// Its address.
-    pub url: String,
-    /// Its title.
-    pub title: Option<String>,
-}
-
-/// A custom variable.
-#[derive(Debug, Serialize)]
-pub struct Variable {
-    /// Its label.
-    pub label: String,
-    /// Its value as text.
-    pub value: String,
-}
-
 /// One version of a conversation.
 #[derive(Debug, Serialize)]
 pub struct VersionView {
@@ -152,183 +112,6 @@ pub struct VersionView {
     pub client_ip: Option<String>,
     /// Its deliveries.
     pub deliveries: Vec<DeliveryView>,
-}
-
-/// A delivery with its attempts and what it sends.
-#[derive(Debug, Serialize)]
-pub struct DeliveryView {
-    /// The delivery.
-    pub delivery: DeliveryInfo,
-    /// Its state in words ([`outcome::label`]).
-    pub label: &'static str,
-    /// Its last failure, in words.
-    pub failure: Option<Failure>,
-    /// What comes next, when it is not done.
-    pub next: Option<Next>,
-    /// Every attempt logged, oldest first, numbered 1, 2, … across replays; the first
-    /// attempt after a replay carries it.
-    pub attempts: Vec<AttemptInfo>,
-    /// Every replay, oldest first.
-    pub replays: Vec<ReplayInfo>,
-    /// The request(s) exactly as the last attempt sent them (secrets masked), while the
-    /// delivery is not done; `None` when it is done or nothing was sent yet.
-    pub last_request: Option<String>,
-    /// The request(s) as rendered now, secrets masked; `None` when they cannot be rendered.
-    pub request: Option<String>,
-    /// Why the request cannot be rendered now.
-    pub request_error: Option<String>,
-    /// What the delivery created at the destination.
-    pub links: Vec<Link>,
-}
-
-fn visitor(context: &Value) -> VisitorView {
-    let v = &context["visitor"];
-    let location = [non_empty(&v["city"]), non_empty(&v["country"])]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(", ");
-    let pages = context["paths"]
-        .as_array()
-        .map(|paths| {
-            paths
-                .iter()
-                .filter_map(|p| {
-                    Some(Page {
-                        url: non_empty(&p["url"])?,
-                        title: non_empty(&p["title"]),
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let variables = v["variables"]
-        .as_object()
-        .map(|vars| {
-            vars.iter()
-                .map(|(name, var)| Variable {
-                    label: non_empty(&var["label"]).unwrap_or_else(|| name.clone()),
-                    value: non_empty(&var["value"]).unwrap_or_else(|| var["value"].to_string()),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let email = non_empty(&context["meta"]["email"]);
-    VisitorView {
-        display_name: display_name(non_empty(&v["name"]).as_deref(), email.as_deref()),
-        smartsupp_id: non_empty(&v["id"]),
-        email,
-        note: non_empty(&v["note"]),
-        location: Some(location).filter(|l| !l.is_empty()),
-        ip_address: non_empty(&v["ipAddress"]),
-        user_agent: non_empty(&v["userAgent"]),
-        pages,
-        variables,
-    }
-}
-
-/// A delivery with its attempts, the request it last sent and the one it sends now (both
-/// masked), its links and what comes next; `None` when no delivery has that id. The CLI's
-/// `deliveries show --json` prints the same.
-pub async fn delivery(
-    store: &Store,
-    destinations: &[Arc<dyn Destination>],
-    health: Option<&Metrics>,
-    id: i64,
-) -> Result<Option<DeliveryView>, crate::store::StoreError> {
-    Ok(store.detail(id).await?.map(|detail| {
-        let lane = lane_health(health, &detail.delivery.destination);
-        delivery_view(
-            destinations,
-            lane.as_ref(),
-            detail.delivery,
-            (detail.attempts, detail.replays),
-            &detail.raw,
-            detail.received_at,
-        )
-    }))
-}
-
-fn lane_health(health: Option<&Metrics>, destination: &str) -> Option<LaneHealth> {
-    health.and_then(|m| m.destination_health_of(destination))
-}
-
-/// Numbers attempts in the order of the log (a replay starts a fresh retry schedule, but its
-/// attempts continue the count) and gives the first attempt after each replay that replay.
-fn numbered(mut attempts: Vec<AttemptInfo>, replays: &[ReplayInfo]) -> Vec<AttemptInfo> {
-    for (i, a) in attempts.iter_mut().enumerate() {
-        a.attempt = i as i64 + 1;
-        a.summary =
-            a.error.as_deref().map(
-                |e| match outcome::summary(e, a.status, a.excerpt.as_deref()) {
-                    (headline, Some(message)) => format!("{headline}: {message}"),
-                    (headline, None) => headline,
-                },
-            );
-    }
-    for replay in replays {
-        if let Some(a) = attempts
-            .iter_mut()
-            .find(|a| a.started_at >= replay.at && a.replay.is_none())
-        {
-            a.replay = Some(replay.clone());
-        }
-    }
-    attempts
-}
-
-/// The view of one delivery of the conversation version `raw`, received at `received_at`.
-fn delivery_view(
-    destinations: &[Arc<dyn Destination>],
-    health: Option<&LaneHealth>,
-    mut delivery: DeliveryInfo,
-    (attempts, replays): (Vec<AttemptInfo>, Vec<ReplayInfo>),
-    raw: &[u8],
-    received_at: i64,
-) -> DeliveryView {
-    let stored = Stored {
-        key: delivery.key.clone(),
-        version: delivery.version,
-        received_at,
-    };
-    let destination = destinations
-        .iter()
-        .find(|d| d.name() == delivery.destination);
-    let (request, request_error) = match destination {
-        Some(d) => match preview_stored(d.as_ref(), raw, &stored, None) {
-            Ok(list) => (
-                Some(list.iter().map(|r| r.display_masked()).collect::<String>()),
-                None,
-            ),
-            Err(e) => (None, Some(format!("{e:#}"))),
-        },
-        None => (
-            None,
-            Some("the destination is no longer configured".to_string()),
-        ),
-    };
-    let links = match (destination, &delivery.result) {
-        (Some(d), Some(result)) => serde_json::from_str(result)
-            .map(|r| d.links(&r))
-            .unwrap_or_default(),
-        _ => Vec::new(),
-    };
-    let last_request = delivery
-        .last_request
-        .take()
-        .filter(|_| delivery.state != "done");
-    DeliveryView {
-        label: outcome::label(&delivery, health),
-        failure: outcome::failure(&delivery),
-        next: outcome::next(&delivery, health, now_ms()),
-        attempts: numbered(attempts, &replays),
-        replays,
-        delivery,
-        last_request,
-        request,
-        request_error,
-        links,
-    }
 }
 
 fn outcome_line(d: &DeliveryView, earlier: bool) -> OutcomeLine {
@@ -458,47 +241,4 @@ pub async fn conversation(
         transcript,
         versions,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn attempt(started_at: i64) -> AttemptInfo {
-        AttemptInfo {
-            attempt: 1,
-            started_at,
-            duration_ms: 1,
-            status: None,
-            excerpt: None,
-            error: None,
-            summary: None,
-            replay: None,
-        }
-    }
-
-    #[test]
-    fn attempts_are_numbered_across_replays_and_carry_the_replay_before_them() {
-        // Two attempts, a replay by the admin, one more attempt, a replay not yet attempted.
-        let replays = vec![
-            ReplayInfo {
-                at: 25,
-                by: "admin".into(),
-                was: "dead".into(),
-            },
-            ReplayInfo {
-                at: 40,
-                by: "cli".into(),
-                was: "done".into(),
-            },
-        ];
-        let list = numbered(vec![attempt(10), attempt(20), attempt(30)], &replays);
-        let numbers: Vec<i64> = list.iter().map(|a| a.attempt).collect();
-        assert_eq!(numbers, [1, 2, 3]);
-        assert_eq!(
-            list[2].replay.as_ref().map(|r| r.by.as_str()),
-            Some("admin")
-        );
-        assert!(list[0].replay.is_none() && list[1].replay.is_none());
-    }
 }

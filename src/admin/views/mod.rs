@@ -3,13 +3,14 @@
 
 mod conversation;
 mod dead;
+mod delivery;
 pub mod outcome;
+mod visitor;
 
-pub use conversation::{
-    conversation, delivery, ConversationView, DeliveryView, Fold, OutcomeLine, Page, Variable,
-    VersionView, VisitorView,
-};
+pub use conversation::{conversation, ConversationView, Fold, OutcomeLine, VersionView};
 pub use dead::{dead, DeadGroup, DeadRow, DeadView, DEAD_LIMIT};
+pub use delivery::{delivery, DeliveryView};
+pub use visitor::{Page, Variable, VisitorView};
 
 use super::error::AdminError;
 use crate::destinations::Destination;
