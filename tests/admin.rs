@@ -1,7 +1,10 @@
 //! The admin dashboard and its JSON API over HTTP: off without a token, sign-in and session
-//! cookie, CSRF and cross-site refusals, escaping of untrusted strings, listing, search,
-//! paging, delivery details, replay, and bad input. Runs on SQLite, and on PostgreSQL with
-//! `DESKBRIDGE_TEST_BACKEND=postgres`.
+//! cookie, CSRF and cross-site refusals, the one-time notice after a retry, escaping of
+//! untrusted strings, listing, search, paging, counts, delivery details, outcomes in words,
+//! grouped dead letters, replays recorded and attempts numbered alike, the request as last
+//! sent, a pause explained and never stale after a restart or a reload, and bad input. Runs on
+//! SQLite, and on PostgreSQL with `DESKBRIDGE_TEST_BACKEND=postgres` (the reload test runs a
+//! process of its own on SQLite).
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
@@ -1073,4 +1076,60 @@ async fn pages_put_the_outcome_first_and_explain_a_pause_that_a_restart_does_not
     );
     assert!(!html.contains("Request as last sent"), "not kept once done");
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_reload_that_turns_the_breaker_off_shows_the_destination_delivering() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&mock)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let destination = |breaker: &str| {
+        format!(
+            "  crm:\n    kind: webhook\n    url: \"{}/in\"\n    breaker: {breaker}\n",
+            mock.uri()
+        )
+    };
+    let mut c = TestConfig::with_destinations(&destination("{failures: 1, cool_down: \"1h\"}"));
+    c.server_extra = format!("  admin_token: \"{ADMIN}\"\n");
+    c.log = "  level: \"info\"\n  format: \"json\"\n".into();
+    c.store_url = None;
+    let path = c.write(dir.path());
+    let process = common::process::Process::start(&path);
+    assert_eq!(process.post(sample("chat.json").to_string()).await, 200);
+    let overview = || async {
+        let (status, view) = api_at(process.port, "/admin/api/overview").await;
+        assert_eq!(status, StatusCode::OK);
+        view["destinations"][0].clone()
+    };
+    eventually("crm paused", Duration::from_secs(10), || async {
+        overview().await["state"] == "paused"
+    })
+    .await;
+
+    c.destinations = destination("{failures: 0}");
+    c.write(dir.path());
+    process.signal("HUP");
+    process.wait_for_log("configuration reloaded");
+    // The new lane delivers (and fails) without a breaker; the old one's pause is gone.
+    for _ in 0..5 {
+        let crm = overview().await;
+        assert_eq!(crm["state"], "delivering", "{crm}");
+        assert_eq!(crm["paused_because"], Value::Null, "{crm}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An API answer from a deskbridge on `port` (a process of its own).
+async fn api_at(port: u16, path: &str) -> (StatusCode, Value) {
+    let response = client()
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
 }
