@@ -352,6 +352,7 @@ try {
   await Promise.all([page.waitForURL(`${base}/admin/dead`), crmGroup.locator("button.retry-group").click()]);
   check(dialogs.at(-1).includes("Retry 1 dead delivery to crm"), `retrying a group asks first, with its count (${dialogs.at(-1)})`);
   check((await page.textContent("#notice")).includes("1 delivery is due again"), "the group retry is confirmed");
+  await page.reload();
   await Promise.all([page.waitForURL(`${base}/admin/dead`), page.click("#retry-all")]);
   check(dialogs.at(-1).includes("Retry all 3 dead deliveries"), `retry all asks first, with its count (${dialogs.at(-1)})`);
   check((await page.textContent("#notice")).includes("3 deliveries are due again"), "retry all says how many");
