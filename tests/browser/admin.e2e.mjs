@@ -407,6 +407,18 @@ try {
     await anonymous.close();
   }
 
+  // Without JavaScript the pages work the same (times in the server's zone); the overview
+  // only does not update itself, and does not claim to.
+  const noScript = await context("desktop", { javaScriptEnabled: false });
+  await noScript.addCookies([{ ...session }]);
+  const plain = await noScript.newPage();
+  await plain.goto(`${base}/admin`);
+  check(!(await plain.isVisible("#refresh")), "without JavaScript the overview does not claim to update itself");
+  await plain.goto(conversationUrl);
+  await plain.click(`${line} details.confirm summary`);
+  check(await plain.isVisible(`${line} details.confirm button`), "without JavaScript Send again still asks first");
+  await noScript.close();
+
   // Sign out.
   await Promise.all([page.waitForURL(/\/admin\/login/), page.click("header.top button")]);
   await page.goto(`${base}/admin`);

@@ -141,7 +141,27 @@ fn outcomes(versions: &[VersionView]) -> Vec<OutcomeLine> {
     let mut lines: Vec<OutcomeLine> = latest
         .deliveries
         .iter()
-        .map(|d| outcome_line(d, false))
+        .map(|d| {
+            let mut line = outcome_line(d, false);
+            // Versions reach a destination in order: a later one waits for an earlier one.
+            let before = earlier.iter().rev().find(|v| {
+                v.deliveries.iter().any(|e| {
+                    e.delivery.destination == d.delivery.destination
+                        && e.delivery.state == "pending"
+                })
+            });
+            if let (Some(v), "pending") = (before, d.delivery.state.as_str()) {
+                line.next = Some(Next {
+                    automatic: true,
+                    text: format!(
+                        "Waiting until version {} has reached {} (versions go in order)",
+                        v.version, d.delivery.destination
+                    ),
+                    at: None,
+                });
+            }
+            line
+        })
         .collect();
     for v in earlier.iter().rev() {
         for d in v.deliveries.iter().filter(|d| d.delivery.state != "done") {
@@ -241,4 +261,71 @@ pub async fn conversation(
         transcript,
         versions,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::admin::DeliveryInfo;
+
+    fn version(version: i64, state: &str) -> VersionView {
+        let delivery = DeliveryInfo {
+            id: version,
+            key: "208-1".into(),
+            version,
+            destination: "crm".into(),
+            state: state.into(),
+            attempts: 0,
+            schedule_attempts: 0,
+            next_attempt_at: 0,
+            last_error: None,
+            result: None,
+            created_at: 0,
+            updated_at: 0,
+            last_response: None,
+            last_status: None,
+            replayed_at: None,
+            replayed_by: None,
+            last_request: None,
+        };
+        VersionView {
+            version,
+            received_at: 0,
+            client_ip: None,
+            deliveries: vec![DeliveryView {
+                label: super::super::outcome::label(&delivery, None),
+                failure: None,
+                next: super::super::outcome::next(&delivery, None, 0),
+                delivery,
+                attempts: Vec::new(),
+                replays: Vec::new(),
+                last_request: None,
+                request: None,
+                request_error: None,
+                links: Vec::new(),
+            }],
+        }
+    }
+
+    #[test]
+    fn the_latest_version_comes_first_and_waits_for_an_earlier_one_still_pending() {
+        let lines = outcomes(&[version(1, "pending"), version(2, "pending")]);
+        let order: Vec<(i64, bool)> = lines.iter().map(|l| (l.version, l.earlier)).collect();
+        assert_eq!(order, [(2, false), (1, true)]);
+        let next = lines[0].next.as_ref().unwrap();
+        assert!(
+            next.text
+                .starts_with("Waiting until version 1 has reached crm"),
+            "{}",
+            next.text
+        );
+        let lines = outcomes(&[version(1, "done"), version(2, "dead")]);
+        assert_eq!(lines.len(), 1, "done earlier versions are not repeated");
+        assert!(lines[0]
+            .next
+            .as_ref()
+            .unwrap()
+            .text
+            .starts_with("Never sent"));
+    }
 }

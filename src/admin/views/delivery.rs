@@ -60,6 +60,7 @@ pub async fn delivery(
     }))
 }
 
+/// A destination's health as this instance's lane sees it, when it runs lanes.
 pub(super) fn lane_health(health: Option<&Metrics>, destination: &str) -> Option<LaneHealth> {
     health.and_then(|m| m.destination_health_of(destination))
 }
