@@ -623,6 +623,11 @@ async fn the_api_lists_searches_pages_and_replays() {
     )
     .await;
     assert_eq!(second["conversations"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        (&first["count"], &second["count"]),
+        (&json!(3), &json!(3)),
+        "every page counts all matches"
+    );
     assert_eq!(second["conversations"][0]["key"], keys[2]);
     assert_eq!(second["next_before"], Value::Null);
 

@@ -267,7 +267,8 @@ impl ListQuery {
         })
     }
 }
-/// Builds one page of the conversation list, with the number of conversations that match.
+/// Builds one page of the conversation list, with the number of conversations that match
+/// (counted by a second query only when there is more than one page).
 pub async fn conversations(
     store: &Store,
     mut query: ConversationQuery,
@@ -278,11 +279,15 @@ pub async fn conversations(
         .search
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty());
-    let counted = store
-        .count_conversations(query.clone(), COUNT_CAP + 1)
-        .await?;
-    let mut rows = store.conversations(query).await?;
+    let first_page = query.before.is_none();
+    let mut rows = store.conversations(query.clone()).await?;
     let more = rows.len() as i64 > page;
+    // A first page with room to spare holds every match: no second query counts them.
+    let counted = if first_page && !more {
+        rows.len() as i64
+    } else {
+        store.count_conversations(query, COUNT_CAP + 1).await?
+    };
     rows.truncate(page as usize);
     Ok(ConversationsView {
         next_before: more.then(|| rows.last().map(|r| r.id)).flatten(),
