@@ -1059,6 +1059,9 @@ async fn pages_put_the_outcome_first_and_explain_a_pause_that_a_restart_does_not
     assert!(!html.contains("k-secret-1"));
     assert_eq!(view["outcomes"][0]["label"], "waiting");
     assert_eq!(view["outcomes"][0]["next"]["at"], probe);
+    let (status, _, missing) = page(&app, &cookie, "/admin/conversations/208-1").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(missing.contains("no conversation 208-1"), "{missing}");
     // The list: one conversation, with its kind and visitor.
     let (_, _, list) = page(&app, &cookie, "/admin/conversations").await;
     assert!(list.contains("1 conversation."), "{list}");

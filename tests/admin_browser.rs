@@ -258,6 +258,7 @@ async fn an_admin_sees_what_failed_and_replays_it_in_a_browser_on_a_laptop_and_a
             "07-dead-letters",
             "08-dead-letters-after-retry",
             "09-conversation-delivered",
+            "10-not-found",
         ] {
             names.push(format!("{size}-{page}.png"));
         }

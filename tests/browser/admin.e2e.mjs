@@ -41,6 +41,8 @@ mkdirSync(shots, { recursive: true });
 const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
 const TIME_ZONE = "Asia/Tokyo";
+/** A conversation that does not exist: its page is the error page (404). */
+const notFound = "/admin/conversations/208-999999";
 const SIZES = {
   desktop: { viewport: { width: 1280, height: 900 } },
   phone: { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true },
@@ -173,7 +175,7 @@ async function accessible(axeContext, size, path, name) {
     if (opened) await page.evaluate(() => document.querySelectorAll("details").forEach((d) => (d.open = true)));
     if (!(await page.evaluate(() => typeof window.axe === "object"))) await page.addScriptTag({ content: axeSource });
     const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
-    check(result.passes.length > 20, `${size} ${name}: axe ran its rules (${result.passes.length} passed)`);
+    check(result.passes.length > 10, `${size} ${name}: axe ran its rules (${result.passes.length} passed)`);
     for (const v of result.violations.filter((v) => ["serious", "critical"].includes(v.impact))) {
       found.push(`${v.id} (${v.impact}, ${v.nodes.length}×: ${v.nodes[0]?.target?.join(" ")}): ${v.help}`);
     }
@@ -225,7 +227,7 @@ try {
   const alsoOnAPhone = async (name, path) => {
     await small.goto(`${base}${path}`);
     check(small.url() === `${base}${path}`, `phone ${name}: shares the session`);
-    if (path.startsWith("/admin/conversations/")) await outcomeFirst(small, "phone", "#outcome li");
+    if (path.startsWith("/admin/conversations/") && path !== notFound) await outcomeFirst(small, "phone", "#outcome li");
     await shot(small, "phone", name);
     await noOverflow(small, "phone", name);
     await noOverflow(page, "desktop", name);
@@ -396,6 +398,12 @@ try {
   await shot(page, "desktop", "09-conversation-delivered");
   await alsoOnAPhone("09-conversation-delivered", here());
 
+  // A page that does not exist: an error page in the same layout, at both sizes.
+  await page.goto(`${base}${notFound}`);
+  check((await page.textContent("#error")).includes("no conversation 208-999999"), "an unknown conversation gets an error page that says so");
+  await shot(page, "desktop", "10-not-found");
+  await alsoOnAPhone("10-not-found", notFound);
+
   // The sign-in page on a phone, and axe-core on it at both sizes.
   const signedOut = await open(await context("phone"));
   await signedOut.goto(`${base}/admin/login`);
@@ -420,12 +428,17 @@ try {
   await noScript.close();
 
   // Sign out.
+  await page.goto(`${base}/admin`);
   await Promise.all([page.waitForURL(/\/admin\/login/), page.click("header.top button")]);
   await page.goto(`${base}/admin`);
   check(page.url().includes("/admin/login"), "after signing out the dashboard asks to sign in again");
 
-  // The wrong token above is the only expected error.
-  const unexpected = problems.filter((p) => !p.includes("401"));
+  // The wrong token and the unknown conversation above are the only expected errors (the
+  // browser logs each 404 once more, without its address).
+  const notFoundAnswers = problems.filter((p) => p === `HTTP 404: ${base}${notFound}`).length;
+  const notFoundLogged = problems.filter((p) => p.includes("status of 404")).length;
+  check(notFoundAnswers === 2 && notFoundLogged === notFoundAnswers, "the only 404s are the unknown conversation's");
+  const unexpected = problems.filter((p) => !p.includes("401") && !p.includes("404"));
   check(unexpected.length === 0, `no console errors, CSP violations or failed requests (${unexpected.join("; ")})`);
   console.log("admin e2e: all checks passed");
 } finally {
