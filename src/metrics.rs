@@ -55,6 +55,42 @@ pub enum AttemptOutcome {
 /// Upper bounds (seconds) of the attempt duration histogram.
 const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
 
+/// A destination's health as the lane that delivers it now last announced it, for the
+/// dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneHealth {
+    /// Delivering, paused or probing.
+    pub state: State,
+    /// Why it is paused or probing (the error that paused it).
+    pub reason: Option<String>,
+    /// Since when it is in this state (epoch ms).
+    pub since_ms: i64,
+    /// When a paused destination sends its probe (epoch ms).
+    pub probe_at_ms: Option<i64>,
+}
+
+/// The health of a destination and the generation of the lane allowed to change it.
+#[derive(Debug)]
+struct Health {
+    /// Counted up by each new lane of the destination (a reload starts new lanes).
+    generation: u64,
+    health: LaneHealth,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self {
+            generation: 0,
+            health: LaneHealth {
+                state: State::Closed,
+                reason: None,
+                since_ms: crate::store::now_ms(),
+                probe_at_ms: None,
+            },
+        }
+    }
+}
+
 #[derive(Default)]
 struct DestinationMetrics {
     done: AtomicU64,
@@ -62,8 +98,8 @@ struct DestinationMetrics {
     dead: AtomicU64,
     deferred: AtomicU64,
     state: AtomicU64,
-    /// Why it is paused (the error that paused it), for the dashboard; not exported.
-    reason: std::sync::Mutex<Option<String>>,
+    /// State, reason and times for the dashboard (only the state is exported).
+    health: std::sync::Mutex<Health>,
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_micros: AtomicU64,
@@ -134,24 +170,69 @@ impl Metrics {
         m.sum_micros.fetch_add((seconds * 1e6) as u64, Relaxed);
     }
 
-    /// Sets a destination's health (exported as its [`State::gauge`]).
-    pub fn destination_state(&self, destination: &str, state: State) {
-        if let Some(m) = self.destination(destination) {
-            m.state.store(state.gauge(), Relaxed);
-        }
+    /// A new lane of `destination` starts delivering: its health is `delivering` from now,
+    /// and only this lane may change it (the lanes of before a reload, finishing what they
+    /// have in flight, can no longer). Returns the lane's generation.
+    pub fn lane_started(&self, destination: &str) -> u64 {
+        let Some(m) = self.destination(destination) else {
+            return 0;
+        };
+        let mut health = m.health.lock().unwrap_or_else(|p| p.into_inner());
+        health.generation += 1;
+        health.health = LaneHealth {
+            state: State::Closed,
+            reason: None,
+            since_ms: crate::store::now_ms(),
+            probe_at_ms: None,
+        };
+        m.state.store(State::Closed.gauge(), Relaxed);
+        health.generation
     }
 
-    /// Sets why a destination is paused or probing (`None` when it delivers).
-    pub fn destination_reason(&self, destination: &str, reason: Option<String>) {
-        if let Some(m) = self.destination(destination) {
-            *m.reason.lock().unwrap_or_else(|p| p.into_inner()) = reason;
+    /// Sets a destination's health as the lane of `generation` sees it now (the state is
+    /// exported as its [`State::gauge`]); ignored when a newer lane has started since.
+    /// Returns whether it was taken.
+    pub fn lane_health(
+        &self,
+        destination: &str,
+        generation: u64,
+        state: State,
+        reason: Option<String>,
+        probe_at_ms: Option<i64>,
+    ) -> bool {
+        let Some(m) = self.destination(destination) else {
+            return false;
+        };
+        let mut health = m.health.lock().unwrap_or_else(|p| p.into_inner());
+        if health.generation != generation {
+            return false;
         }
+        health.health = LaneHealth {
+            state,
+            reason,
+            since_ms: crate::store::now_ms(),
+            probe_at_ms,
+        };
+        m.state.store(state.gauge(), Relaxed);
+        true
+    }
+
+    /// A destination's health as its current lane last announced it; `None` for a
+    /// destination this process does not know.
+    pub fn destination_health_of(&self, destination: &str) -> Option<LaneHealth> {
+        self.destination(destination).map(|m| {
+            m.health
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .health
+                .clone()
+        })
     }
 
     /// Why a destination is paused, as its lane last said.
     pub fn destination_reason_of(&self, destination: &str) -> Option<String> {
-        self.destination(destination)
-            .and_then(|m| m.reason.lock().unwrap_or_else(|p| p.into_inner()).clone())
+        self.destination_health_of(destination)
+            .and_then(|h| h.reason)
     }
 
     /// A destination's health as its lane last set it; `None` for a destination this process
@@ -285,5 +366,22 @@ mod tests {
         assert!(text.contains("le=\"0.01\"} 0"));
         assert!(text.contains("deskbridge_deliveries_pending 3"));
         assert!(text.contains("deskbridge_oldest_pending_delivery_age_seconds 3"));
+    }
+
+    #[test]
+    fn a_lane_from_before_a_reload_no_longer_changes_the_health() {
+        let names = vec!["a".to_string()];
+        let m = Metrics::new(&names);
+        let old = m.lane_started("a");
+        assert!(m.lane_health("a", old, State::Open, Some("HTTP 503".into()), Some(5)));
+        let new = m.lane_started("a");
+        let fresh = m.destination_health_of("a").unwrap();
+        assert_eq!((fresh.state, fresh.reason), (State::Closed, None));
+        // The old lane's last attempt ends after the reload: it says nothing any more.
+        assert!(!m.lane_health("a", old, State::Open, Some("late".into()), None));
+        assert_eq!(m.destination_state_of("a"), Some(State::Closed));
+        assert!(m.lane_health("a", new, State::HalfOpen, Some("x".into()), None));
+        assert_eq!(m.destination_state_of("a"), Some(State::HalfOpen));
+        assert_eq!(m.destination_reason_of("a").as_deref(), Some("x"));
     }
 }

@@ -1,7 +1,10 @@
 //! The admin dashboard and its JSON API over HTTP: off without a token, sign-in and session
-//! cookie, CSRF and cross-site refusals, escaping of untrusted strings, listing, search,
-//! paging, delivery details, replay, and bad input. Runs on SQLite, and on PostgreSQL with
-//! `DESKBRIDGE_TEST_BACKEND=postgres`.
+//! cookie, CSRF and cross-site refusals, the one-time notice after a retry, escaping of
+//! untrusted strings, listing, search, paging, counts, delivery details, outcomes in words,
+//! grouped dead letters, replays recorded and attempts numbered alike, the request as last
+//! sent, a pause explained and never stale after a restart or a reload, and bad input. Runs on
+//! SQLite, and on PostgreSQL with `DESKBRIDGE_TEST_BACKEND=postgres` (the reload test runs a
+//! process of its own on SQLite).
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
@@ -365,8 +368,52 @@ async fn state_changes_need_the_csrf_token_and_this_origin() {
         .send()
         .await
         .unwrap();
+    // Post/redirect/get: back to the page with a clean address, the notice in a short-lived
+    // signed cookie beside the session.
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(response.headers()[LOCATION], "/admin/dead?retried=1");
+    assert_eq!(response.headers()[LOCATION], "/admin/dead");
+    let notice = response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|v| v.starts_with("deskbridge_notice="))
+        .expect("a notice cookie");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/admin", "Max-Age=60"] {
+        assert!(notice.contains(attribute), "{notice}");
+    }
+    let notice = notice.split(';').next().unwrap().to_string();
+    let with_notice = format!("{cookie}; {notice}");
+    let response = client()
+        .get(app.url("/admin/dead"))
+        .header("cookie", &with_notice)
+        .send()
+        .await
+        .unwrap();
+    let cleared = response.headers().get_all(SET_COOKIE).iter().any(|v| {
+        v.to_str().unwrap()
+            == "deskbridge_notice=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0"
+    });
+    assert!(cleared, "the page that shows the notice clears it");
+    let html = response.text().await.unwrap();
+    assert!(
+        html.contains("1 delivery is due again and will be sent within seconds"),
+        "{html}"
+    );
+    // The browser drops the cleared cookie: a reload shows no notice.
+    let (_, _, html) = page(&app, &cookie, "/admin/dead").await;
+    assert!(!html.contains("id=\"notice\""), "no notice on reload");
+    // A notice not signed with the session keys is not shown (and cleared all the same).
+    let forged = format!("{cookie}; deskbridge_notice=QWxsIGlzIHdlbGw.AAAA");
+    let (_, headers, html) = page(&app, &forged, "/admin/dead").await;
+    assert!(
+        !html.contains("id=\"notice\""),
+        "a forged notice is not shown"
+    );
+    assert!(headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .any(|v| v.to_str().unwrap().starts_with("deskbridge_notice=;")));
     eventually("a second attempt", Duration::from_secs(10), || {
         let n = attempts(&app.db(), id).len();
         async move { n == 2 }
@@ -508,6 +555,12 @@ async fn the_api_lists_searches_pages_and_replays() {
     assert_eq!(crm["name"], "crm");
     assert_eq!(crm["state"], "delivering");
     assert_eq!(crm["success_rate"], 66.7);
+    assert_eq!(crm["dead"], 1);
+    assert_eq!(
+        crm["last_error_summary"], "HTTP 400 Bad Request: bob refused",
+        "the last error in words, with the destination's own message"
+    );
+    assert!(overview["last_received_at"].as_i64().unwrap() > 0);
     assert!(crm["last_error"].as_str().unwrap().contains("400"), "{crm}");
 
     // Listing: newest first, one row per conversation, searchable.
@@ -519,6 +572,15 @@ async fn the_api_lists_searches_pages_and_replays() {
         .map(|c| c["key"].as_str().unwrap())
         .collect();
     assert_eq!(keys.len(), 3);
+    assert_eq!(
+        (&all["count"], &all["count_capped"]),
+        (&json!(3), &json!(false))
+    );
+    let bob_row = &all["conversations"][1];
+    assert_eq!(bob_row["dead_destinations"], json!(["crm"]));
+    assert_eq!(bob_row["display_name"], "Bob 50%_off");
+    assert_eq!(bob_row["began_at"], 1427470439703_i64);
+    assert_eq!(all["conversations"][2]["duration_seconds"], 36);
     assert_eq!(keys[1], bob_key);
     assert_eq!(all["next_before"], Value::Null);
     let search = |q: &str| {
@@ -561,6 +623,11 @@ async fn the_api_lists_searches_pages_and_replays() {
     )
     .await;
     assert_eq!(second["conversations"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        (&first["count"], &second["count"]),
+        (&json!(3), &json!(3)),
+        "every page counts all matches"
+    );
     assert_eq!(second["conversations"][0]["key"], keys[2]);
     assert_eq!(second["next_before"], Value::Null);
 
@@ -587,6 +654,29 @@ async fn the_api_lists_searches_pages_and_replays() {
         &same, delivery,
         "the delivery endpoint shows what the conversation shows"
     );
+    // Where it went, first: what failed, in words, and that it is not retried by itself.
+    let outcome = &bob["outcomes"][0];
+    assert_eq!(outcome["destination"], "crm");
+    assert_eq!(outcome["label"], "failed");
+    assert_eq!(outcome["failure"]["headline"], "HTTP 400 Bad Request");
+    assert_eq!(outcome["failure"]["message"], "bob refused");
+    assert_eq!(outcome["next"]["automatic"], false);
+    assert!(outcome["next"]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("Not retried: HTTP 400"));
+    // The request as it was sent, kept while the delivery is not done.
+    let sent = delivery["last_request"].as_str().unwrap();
+    assert!(
+        sent.starts_with("POST ") && sent.contains("bob@example.com"),
+        "{sent}"
+    );
+    let (_, grouped) = api(&app, "/admin/api/dead-letters").await;
+    assert_eq!(grouped["total"], 1);
+    assert_eq!(grouped["groups"][0]["destination"], "crm");
+    assert_eq!(grouped["groups"][0]["count"], 1);
+    assert_eq!(grouped["groups"][0]["headline"], "HTTP 400 Bad Request");
+    assert_eq!(grouped["groups"][0]["rows"][0]["id"], dead_id);
 
     // Dead letters, then replay: the fixed destination accepts.
     let (_, dead) = api(&app, "/admin/api/deliveries?state=dead").await;
@@ -601,6 +691,42 @@ async fn the_api_lists_searches_pages_and_replays() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(replayed, json!({"replayed": 1}));
     delivery_in(&app, &bob_key, "done").await;
+    // The admin's replay is recorded, and the attempts are numbered the same everywhere.
+    let (_, done) = api(&app, &format!("/admin/api/deliveries/{dead_id}")).await;
+    let numbers: Vec<&Value> = done["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["attempt"])
+        .collect();
+    assert_eq!(numbers, [&json!(1), &json!(2)]);
+    assert_eq!(done["attempts"][1]["replay"]["by"], "admin");
+    assert_eq!(done["attempts"][1]["replay"]["was"], "dead");
+    assert_eq!(done["replays"].as_array().unwrap().len(), 1);
+    assert_eq!(done["delivery"]["replayed_by"], "admin");
+    assert_eq!(
+        (
+            &done["delivery"]["attempts"],
+            &done["delivery"]["schedule_attempts"]
+        ),
+        (&json!(2), &json!(1))
+    );
+    assert_eq!(
+        done["last_request"],
+        Value::Null,
+        "kept only while not done"
+    );
+    let (_, listed) = api(&app, "/admin/api/deliveries?state=done").await;
+    let row = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == dead_id)
+        .unwrap();
+    assert_eq!(
+        row["attempts"], 2,
+        "the list counts attempts as the details do"
+    );
     let (_, overview) = api(&app, "/admin/api/overview").await;
     assert_eq!(
         overview["deliveries"],
@@ -810,6 +936,10 @@ async fn an_upgraded_store_is_searchable() {
     let (_, found) = api(&app, "/admin/api/conversations?q=old%40example.com").await;
     assert_eq!(found["conversations"][0]["key"], "208-2", "{found}");
     assert_eq!(found["conversations"][0]["kind"], "missed");
+    assert_eq!(
+        found["conversations"][0]["began_at"], 1427470439703_i64,
+        "the chat's start is read from old bodies too"
+    );
     let (_, found) = api(&app, "/admin/api/conversations?q=dusan").await;
     let keys: Vec<&str> = found["conversations"]
         .as_array()
@@ -868,4 +998,146 @@ async fn hubspot_records_are_linked_when_the_portal_is_known() {
         ])
     );
     app.stop().await;
+}
+
+#[tokio::test]
+async fn pages_put_the_outcome_first_and_explain_a_pause_that_a_restart_does_not_leave_stale() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("{\"message\":\"maintenance\"}"))
+        .up_to_n_times(1)
+        .mount(&mock)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&mock)
+        .await;
+    let mut c = TestConfig::with_destinations(&format!(
+        "  crm:\n    kind: webhook\n    url: \"{}/in\"\n    headers: {{X-Api-Key: \"k-secret-1\"}}\n    breaker: {{failures: 1, cool_down: \"1h\"}}\n",
+        mock.uri()
+    ));
+    c.server_extra = format!("  admin_token: \"{ADMIN}\"\n");
+    if on_postgres() {
+        c.store_url = Some(fresh_pg_database(&pg_admin_url().unwrap()));
+    }
+    let app = TestApp::spawn_in(tempfile::tempdir().unwrap(), &c).await;
+    app.post_hook(sample("chat.json").to_string()).await;
+    paused(&app, "crm").await;
+
+    // The overview says why, since when, when the probe runs and what resumes it.
+    let (_, overview) = api(&app, "/admin/api/overview").await;
+    let crm = &overview["destinations"][0];
+    assert_eq!(crm["state"], "paused");
+    assert_eq!(crm["paused_summary"], "HTTP 503");
+    let now = deskbridge::store::now_ms();
+    assert!(crm["since"].as_i64().unwrap() <= now);
+    let probe = crm["probe_at"].as_i64().unwrap();
+    assert!(probe > now + 3_500_000 && probe <= now + 3_600_000, "{crm}");
+    assert!(crm["resumes"].as_str().unwrap().contains("reload (SIGHUP)"));
+
+    // The conversation's page: the outcome before the transcript, waiting for the paused
+    // destination; the request as it was sent, its secret masked.
+    let cookie = sign_in(&app, "UTC").await;
+    let (_, _, html) = page(&app, &cookie, "/admin/conversations/208-55039").await;
+    let (outcome, transcript) = (
+        html.find("id=\"outcome\"").unwrap(),
+        html.find("id=\"transcript\"").unwrap(),
+    );
+    assert!(outcome < transcript, "the outcome comes first");
+    assert!(
+        html.contains("waiting") && html.contains("crm is paused"),
+        "{html}"
+    );
+    assert!(html.contains("Request as last sent"));
+    let (_, view) = api(&app, "/admin/api/conversations/208-55039").await;
+    let delivery = &view["versions"][0]["deliveries"][0];
+    let sent = delivery["last_request"].as_str().unwrap();
+    assert!(
+        sent.contains("X-Api-Key: ***") && !sent.contains("k-secret-1"),
+        "{sent}"
+    );
+    assert!(!html.contains("k-secret-1"));
+    assert_eq!(view["outcomes"][0]["label"], "waiting");
+    assert_eq!(view["outcomes"][0]["next"]["at"], probe);
+    let (status, _, missing) = page(&app, &cookie, "/admin/conversations/208-1").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(missing.contains("no conversation 208-1"), "{missing}");
+    // The list: one conversation, with its kind and visitor.
+    let (_, _, list) = page(&app, &cookie, "/admin/conversations").await;
+    assert!(list.contains("1 conversation."), "{list}");
+    assert!(list.contains("kind-chat") && list.contains("Dusan Kmet"));
+
+    // A restart starts a fresh lane: delivering, not a stale pause; it delivers at once.
+    let dir = app.stop().await;
+    let app = TestApp::spawn_in(dir, &c).await;
+    delivery_in(&app, "208-55039", "done").await;
+    let (_, overview) = api(&app, "/admin/api/overview").await;
+    let crm = &overview["destinations"][0];
+    assert_eq!(crm["state"], "delivering");
+    assert_eq!(crm["paused_because"], Value::Null);
+    let cookie = sign_in(&app, "UTC").await;
+    let (_, _, html) = page(&app, &cookie, "/admin/conversations/208-55039").await;
+    assert!(html.contains("delivered"));
+    assert!(
+        html.contains("Send again…") && html.contains("second ticket"),
+        "sending a delivered one again warns first"
+    );
+    assert!(!html.contains("Request as last sent"), "not kept once done");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_reload_that_turns_the_breaker_off_shows_the_destination_delivering() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&mock)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let destination = |breaker: &str| {
+        format!(
+            "  crm:\n    kind: webhook\n    url: \"{}/in\"\n    breaker: {breaker}\n",
+            mock.uri()
+        )
+    };
+    let mut c = TestConfig::with_destinations(&destination("{failures: 1, cool_down: \"1h\"}"));
+    c.server_extra = format!("  admin_token: \"{ADMIN}\"\n");
+    c.log = "  level: \"info\"\n  format: \"json\"\n".into();
+    c.store_url = None;
+    let path = c.write(dir.path());
+    let process = common::process::Process::start(&path);
+    assert_eq!(process.post(sample("chat.json").to_string()).await, 200);
+    let overview = || async {
+        let (status, view) = api_at(process.port, "/admin/api/overview").await;
+        assert_eq!(status, StatusCode::OK);
+        view["destinations"][0].clone()
+    };
+    eventually("crm paused", Duration::from_secs(10), || async {
+        overview().await["state"] == "paused"
+    })
+    .await;
+
+    c.destinations = destination("{failures: 0}");
+    c.write(dir.path());
+    process.signal("HUP");
+    process.wait_for_log("configuration reloaded");
+    // The new lane delivers (and fails) without a breaker; the old one's pause is gone.
+    for _ in 0..5 {
+        let crm = overview().await;
+        assert_eq!(crm["state"], "delivering", "{crm}");
+        assert_eq!(crm["paused_because"], Value::Null, "{crm}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An API answer from a deskbridge on `port` (a process of its own).
+async fn api_at(port: u16, path: &str) -> (StatusCode, Value) {
+    let response = client()
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
 }

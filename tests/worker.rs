@@ -256,6 +256,8 @@ async fn store_with_one_delivery() -> (Store, Db, tempfile::TempDir) {
             kind: "chat",
             visitor_name: None,
             visitor_email: None,
+            began_at: None,
+            ended_at: None,
             destinations: vec![deskbridge::store::Routed {
                 destination: "archive".into(),
                 error: None,

@@ -5,7 +5,7 @@
 use super::views::{self, ListQuery};
 use super::{AdminError, AdminState};
 use crate::config::HumanDuration;
-use crate::store::admin::{DeliveryFilter, Replay};
+use crate::store::admin::{DeliveryFilter, Replay, Replayer};
 use crate::store::now_ms;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
@@ -92,7 +92,8 @@ async fn conversation(
         })?,
         None => caller.tz(&live),
     };
-    let view = views::conversation(&state.store, &live.destinations, &key, tz).await?;
+    let view =
+        views::conversation(&state.store, &live.destinations, state.health(), &key, tz).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -139,12 +140,29 @@ async fn deliveries(
     Ok(HttpResponse::Ok().json(rows))
 }
 
+#[derive(Deserialize)]
+struct DeadQuery {
+    #[serde(default)]
+    destination: Option<String>,
+}
+
+/// The dead letters page's view: dead deliveries grouped by destination and error.
+async fn dead_letters(
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+    query: web::Query<DeadQuery>,
+) -> Answer {
+    state.authenticate(&req)?;
+    let view = views::dead(&state.store, query.into_inner().destination).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
 async fn delivery(req: HttpRequest, state: web::Data<AdminState>, id: web::Path<String>) -> Answer {
     let (live, _) = state.authenticate(&req)?;
     let id: i64 = id
         .parse()
         .map_err(|_| AdminError::BadRequest(format!("{:?} is not a delivery id", id.as_str())))?;
-    let view = views::delivery(&state.store, &live.destinations, id)
+    let view = views::delivery(&state.store, &live.destinations, state.health(), id)
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("no delivery {id}")))?;
     Ok(HttpResponse::Ok().json(view))
@@ -188,7 +206,7 @@ async fn retry(req: HttpRequest, state: web::Data<AdminState>, payload: web::Pay
             .into())
         }
     };
-    let replayed = state.store.replay(what).await?;
+    let replayed = state.store.replay(what, Replayer::Admin).await?;
     state.wake_all();
     tracing::info!(replayed, "deliveries replayed through the admin API");
     Ok(HttpResponse::Ok().json(json!({ "replayed": replayed })))
@@ -208,6 +226,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/deliveries", web::get().to(deliveries))
             .route("/deliveries/retry", web::post().to(retry))
             .route("/deliveries/{id}", web::get().to(delivery))
+            .route("/dead-letters", web::get().to(dead_letters))
             .default_service(web::to(not_found)),
     );
 }

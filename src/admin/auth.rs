@@ -84,6 +84,31 @@ impl Keys {
         mac
     }
 
+    /// `payload` signed for `purpose`, as a cookie value: the payload and its tag, each
+    /// base64url.
+    pub fn seal(&self, purpose: &str, payload: &str) -> String {
+        let tag = self
+            .mac(&["sealed", purpose, payload])
+            .finalize()
+            .into_bytes();
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(payload),
+            URL_SAFE_NO_PAD.encode(tag)
+        )
+    }
+
+    /// The payload of a value [`Keys::seal`]ed for `purpose` with these keys.
+    pub fn open(&self, purpose: &str, sealed: &str) -> Option<String> {
+        let (payload, tag) = sealed.split_once('.')?;
+        let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        self.mac(&["sealed", purpose, &payload])
+            .verify_slice(&tag)
+            .ok()?;
+        Some(payload)
+    }
+
     /// A session cookie value for a sign-in at `issued_ms`, last used at `seen_ms`, by an
     /// admin in `tz`.
     pub fn issue(&self, issued_ms: i64, seen_ms: i64, tz: Tz) -> String {
@@ -141,12 +166,17 @@ pub fn same_origin(req: &HttpRequest) -> bool {
 
 /// The session cookie's value, if the request carries one.
 pub fn cookie(req: &HttpRequest) -> Option<&str> {
+    cookie_named(req, COOKIE)
+}
+
+/// The value of the cookie `name`, if the request carries one.
+pub fn cookie_named<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers()
         .get_all(header::COOKIE)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value)
 }
 
@@ -238,6 +268,22 @@ mod tests {
         assert_ne!(keys.mac_key, plain);
         assert_eq!(keys.mac_key, Keys::new("an admin token").mac_key);
         assert_ne!(keys.mac_key, Keys::new("another admin token").mac_key);
+    }
+
+    #[test]
+    fn sealed_values_open_only_with_the_same_keys_and_purpose() {
+        let keys = Keys::new("an admin token");
+        let sealed = keys.seal("notice", "1 delivery is due again.");
+        assert_eq!(
+            keys.open("notice", &sealed).as_deref(),
+            Some("1 delivery is due again.")
+        );
+        assert!(keys.open("session", &sealed).is_none(), "another purpose");
+        assert!(Keys::new("another token").open("notice", &sealed).is_none());
+        let (_, tag) = sealed.split_once('.').unwrap();
+        let forged = format!("{}.{tag}", URL_SAFE_NO_PAD.encode("all is well"));
+        assert!(keys.open("notice", &forged).is_none(), "changed text");
+        assert!(keys.open("notice", "garbage").is_none());
     }
 
     #[test]

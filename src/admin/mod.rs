@@ -2,16 +2,20 @@
 //! `server.admin_token` is set: what arrived, where it went, what failed and why, and replay.
 //!
 //! Pages are rendered on the server from the views in [`views`] (the API serialises the same
-//! views); the only script fills in the browser's time zone at sign-in and asks before "Retry
-//! all shown". Every response carries a strict Content-Security-Policy, every state-changing
-//! request is a POST that must carry the session's CSRF token and come from this origin (or use
-//! the token as a Bearer credential).
+//! views); the only script fills in the browser's time zone at sign-in, asks before retrying
+//! many deliveries at once, and reloads the overview while it is open (the admin may pause
+//! it). Every response carries a strict Content-Security-Policy, every state-changing request
+//! is a POST that must carry the session's CSRF token and come from this origin (or use the
+//! token as a Bearer credential), and a change answers with a redirect and a one-time notice.
 
 mod api;
 mod assets;
 mod auth;
 mod error;
+mod notice;
 mod pages;
+mod signin;
+mod templating;
 pub mod views;
 
 pub use error::AdminError;
@@ -301,9 +305,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     let mut answer: ServiceResponse = answer.await?;
                     let touched = answer.request().extensions().get::<Touched>().cloned();
                     if let Some(Touched(cookie)) = touched {
-                        if !answer.headers().contains_key(header::SET_COOKIE) {
+                        // Unless the answer sets the session cookie itself (signing in or
+                        // out), the touched session goes beside any other cookie it sets.
+                        let session = format!("{}=", auth::COOKIE);
+                        let sets_session = answer
+                            .headers()
+                            .get_all(header::SET_COOKIE)
+                            .any(|v| v.as_bytes().starts_with(session.as_bytes()));
+                        if !sets_session {
                             if let Ok(value) = header::HeaderValue::from_str(&cookie) {
-                                answer.headers_mut().insert(header::SET_COOKIE, value);
+                                answer.headers_mut().append(header::SET_COOKIE, value);
                             }
                         }
                     }
@@ -312,6 +323,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             })
             .wrap(headers)
             .configure(api::routes)
+            .configure(signin::routes)
             .configure(pages::routes)
             .configure(assets::routes),
     );

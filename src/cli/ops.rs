@@ -5,7 +5,7 @@
 use super::runtime;
 use crate::app::Prepared;
 use crate::config::HumanDuration;
-use crate::store::admin::{DeliveryFilter, DeliveryInfo, Erased, Replay, Retention};
+use crate::store::admin::{DeliveryFilter, DeliveryInfo, Erased, Replay, Replayer, Retention};
 use crate::store::{now_ms, Store};
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -134,7 +134,7 @@ pub fn deliveries(prepared: Prepared, command: Deliveries) -> anyhow::Result<Exi
                 Ok(ExitCode::SUCCESS)
             }
             Deliveries::Show { id, json } => {
-                let Some(view) = crate::admin::views::delivery(&store, &prepared.destinations, id).await? else {
+                let Some(view) = crate::admin::views::delivery(&store, &prepared.destinations, None, id).await? else {
                     eprintln!("no delivery {id}");
                     return Ok(ExitCode::from(NOT_FOUND));
                 };
@@ -162,6 +162,12 @@ pub fn deliveries(prepared: Prepared, command: Deliveries) -> anyhow::Result<Exi
                         a.excerpt.as_deref().map(|e| format!("\n      response: {e}")).unwrap_or_default()
                     );
                 }
+                for r in &view.replays {
+                    println!("  replayed by {} {} (it was {})", r.by, ago(r.at), r.was);
+                }
+                if let Some(sent) = &view.last_request {
+                    println!("\nrequest as last sent:\n{sent}");
+                }
                 match (&view.request, &view.request_error) {
                     (Some(request), _) => println!("\nrequest as rendered now:\n{request}"),
                     (None, error) => println!("\nthe request cannot be rendered now: {}", error.as_deref().unwrap_or("")),
@@ -177,7 +183,7 @@ pub fn deliveries(prepared: Prepared, command: Deliveries) -> anyhow::Result<Exi
                 } else {
                     Replay::Ids(ids)
                 };
-                let n = store.replay(what).await?;
+                let n = store.replay(what, Replayer::Cli).await?;
                 if json {
                     println!("{}", serde_json::json!({ "replayed": n }));
                 } else {

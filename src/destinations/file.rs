@@ -143,6 +143,7 @@ impl Destination for FileDestination {
                     status: None,
                     excerpt: None,
                 })?;
+            super::note_sent(&request);
             let path = PathBuf::from(&request.url);
             let written = tokio::task::spawn_blocking(move || {
                 write_atomically(&path, request.body.as_bytes()).map(|_| path)

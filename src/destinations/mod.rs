@@ -97,6 +97,48 @@ impl Request {
     }
 }
 
+/// Most text kept of what one attempt sent (the requests, masked).
+pub const MAX_SENT_CHARS: usize = 256 * 1024;
+
+/// What the attempt running in a task sent, each request as [`Request::display_masked`] shows it.
+pub type SentLog = Arc<std::sync::Mutex<Vec<String>>>;
+
+tokio::task_local! {
+    static SENT: SentLog;
+}
+
+/// Notes `request` as sent by the attempt running in this task (masked), so its delivery
+/// keeps what it last sent while it is not done. Destinations call this for each request they
+/// send for a delivery (never for token requests, whose bodies carry secrets); outside an
+/// attempt it does nothing.
+pub fn note_sent(request: &Request) {
+    let _ = SENT.try_with(|log| {
+        log.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(request.display_masked())
+    });
+}
+
+/// Runs `attempt` with `log` collecting the requests it notes as sent ([`note_sent`]).
+pub fn recording_sent<F: Future>(log: SentLog, attempt: F) -> impl Future<Output = F::Output> {
+    SENT.scope(log, attempt)
+}
+
+/// The requests of a [`SentLog`] as one text, one after the other, at most
+/// [`MAX_SENT_CHARS`]; `None` when nothing was sent.
+pub fn sent_text(log: &SentLog) -> Option<String> {
+    let list = log.lock().unwrap_or_else(|p| p.into_inner());
+    if list.is_empty() {
+        return None;
+    }
+    let text = list.join("\n");
+    Some(crate::render::helpers::truncate(
+        &text,
+        MAX_SENT_CHARS,
+        "\n… (cut: the rest was sent but is not kept)",
+    ))
+}
+
 /// A delivery the destination accepted.
 #[derive(Debug, Clone, Default)]
 pub struct Delivered {

@@ -72,6 +72,7 @@ impl Destination for Webhook {
                 status: None,
                 excerpt: None,
             })?;
+            super::note_sent(&request);
             http::send(&self.shared.client, &request).await
         })
     }

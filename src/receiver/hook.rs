@@ -91,6 +91,8 @@ async fn accept(
         kind: identity.kind,
         visitor_name: identity.name,
         visitor_email: identity.email,
+        began_at: identity.began_at,
+        ended_at: identity.ended_at,
         destinations,
     };
     let key = conversation.key.clone();

@@ -27,6 +27,9 @@ pub struct Line {
     pub event: bool,
     /// The trigger that sent an automatic message.
     pub trigger: Option<String>,
+    /// Who sent it: `visitor`, `agent`, `bot` (a bot, or an agent's automatic message),
+    /// `system` (an event) or `other`.
+    pub from: &'static str,
 }
 
 fn text_of(v: &Value) -> Option<String> {
@@ -66,8 +69,16 @@ fn line(message: &Value, tz: Tz, time_format: &str, visitor: &str) -> Line {
             text: system_event(&content, name.as_deref()),
             event: true,
             trigger: None,
+            from: "system",
         };
     }
+    let from = match kind {
+        "visitor" => "visitor",
+        "agent" if trigger.is_some() => "bot",
+        "agent" => "agent",
+        "bot" => "bot",
+        _ => "other",
+    };
     let author = name.unwrap_or_else(|| match kind {
         "visitor" => visitor.to_string(),
         "agent" if trigger.is_some() => "Automatic message".to_string(),
@@ -82,6 +93,7 @@ fn line(message: &Value, tz: Tz, time_format: &str, visitor: &str) -> Line {
         text: content,
         event: false,
         trigger,
+        from,
     }
 }
 

@@ -22,6 +22,10 @@ pub struct Identity {
     pub name: Option<String>,
     /// The visitor's email, trimmed and lowercased, when it looks like one.
     pub email: Option<String>,
+    /// When the chat began (`beginAt`, epoch ms), when the body says.
+    pub began_at: Option<i64>,
+    /// When it ended (`endAt`, epoch ms), when the body says.
+    pub ended_at: Option<i64>,
 }
 
 /// Why a body is not a conversation.
@@ -87,11 +91,17 @@ impl Identity {
             .and_then(non_empty)
             .filter(|e| looks_like_email(e))
             .map(|e| e.to_lowercase());
+        let millis = |v: &Option<Value>| {
+            v.as_ref()
+                .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
+        };
         Ok(Self {
             key: format!("{account}-{channel_id}"),
             kind,
             name,
             email,
+            began_at: millis(&probe.begin_at),
+            ended_at: millis(&probe.end_at),
         })
     }
 }
@@ -167,6 +177,10 @@ mod tests {
         let raw = br#"{"channel":{"id":1,"isOffline":true,"isMissed":true},"visitor":{"email":"not an email"}}"#;
         let id = Identity::read(raw).unwrap();
         assert_eq!((id.kind, id.name, id.email), ("offline", None, None));
+        assert_eq!((id.began_at, id.ended_at), (None, None));
+        let raw = br#"{"channel":{"id":1},"beginAt":1427470439703,"endAt":"soon"}"#;
+        let id = Identity::read(raw).unwrap();
+        assert_eq!((id.began_at, id.ended_at), (Some(1427470439703), None));
         let id = Identity::read(br#"{"channel":{"id":1},"visitor":[1]}"#).unwrap();
         assert_eq!((id.kind, id.name, id.email), ("chat", None, None));
     }

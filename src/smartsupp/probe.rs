@@ -18,6 +18,10 @@ pub(super) struct Probe<'a> {
     pub channel: Option<Channel<'a>>,
     /// `visitor`'s searchable fields.
     pub visitor: VisitorProbe,
+    /// `beginAt`, when the chat began.
+    pub begin_at: Option<Value>,
+    /// `endAt`, when it ended.
+    pub end_at: Option<Value>,
     /// The first field read here that the body names twice.
     pub repeated: Option<&'static str>,
 }
@@ -146,9 +150,9 @@ impl<'de: 'a, 'a> Visitor<'de> for ProbeVisitor<'a> {
         f.write_str("a JSON object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Probe<'a>, A::Error> {
-        const FIELDS: &[&str] = &["accountId", "channel", "visitor"];
+        const FIELDS: &[&str] = &["accountId", "channel", "visitor", "beginAt", "endAt"];
         let mut probe = Probe::default();
-        let mut seen = [false; 3];
+        let mut seen = [false; 5];
         while let Some(key) = map.next_key_seed(KeyIn(FIELDS))? {
             match key {
                 Some(0) => {
@@ -163,6 +167,14 @@ impl<'de: 'a, 'a> Visitor<'de> for ProbeVisitor<'a> {
                 Some(2) => {
                     once(&mut seen[2], "visitor", &mut probe.repeated);
                     probe.visitor = map.next_value()?;
+                }
+                Some(3) => {
+                    once(&mut seen[3], "beginAt", &mut probe.repeated);
+                    probe.begin_at = map.next_value()?;
+                }
+                Some(4) => {
+                    once(&mut seen[4], "endAt", &mut probe.repeated);
+                    probe.end_at = map.next_value()?;
                 }
                 _ => {
                     map.next_value::<Checked>()?;

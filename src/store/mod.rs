@@ -11,8 +11,9 @@ mod postgres;
 mod sqlite;
 
 use admin::{
-    AttemptInfo, ConversationQuery, ConversationRow, ConversationVersion, DeliveryDetail,
-    DeliveryFilter, DeliveryInfo, Erased, Overview, Purged, Replay, Retention,
+    AttemptInfo, ConversationQuery, ConversationRow, ConversationVersion, DeadLetter,
+    DeliveryDetail, DeliveryFilter, DeliveryInfo, Erased, Overview, Purged, Replay, ReplayInfo,
+    Replayer, Retention,
 };
 
 use crate::smartsupp::Stored;
@@ -54,6 +55,10 @@ pub struct NewConversation {
     pub visitor_name: Option<String>,
     /// The visitor's email, lowercased (for search).
     pub visitor_email: Option<String>,
+    /// When the chat began (epoch ms), for listing.
+    pub began_at: Option<i64>,
+    /// When it ended (epoch ms), for listing.
+    pub ended_at: Option<i64>,
     /// Destinations that get a delivery.
     pub destinations: Vec<Routed>,
 }
@@ -134,6 +139,9 @@ pub struct AttemptRecord {
     pub excerpt: Option<String>,
     /// What went wrong, if anything.
     pub error: Option<String>,
+    /// The request(s) the attempt sent, secrets masked; kept with the delivery while it is
+    /// not done (`None`: nothing was sent, and what an earlier attempt sent stays).
+    pub request: Option<String>,
 }
 
 /// Where a delivery stands after an attempt.
@@ -450,11 +458,49 @@ impl Store {
         }
     }
 
-    /// Makes done or dead deliveries due now with a fresh schedule; returns how many.
-    pub async fn replay(&self, what: Replay) -> Result<usize, StoreError> {
+    /// Makes done or dead deliveries due now with a fresh schedule, recording each replay as
+    /// made `by` the admin or the command line; returns how many.
+    pub async fn replay(&self, what: Replay, by: Replayer) -> Result<usize, StoreError> {
         match &*self.backend {
-            Backend::Sqlite(s) => s.replay(what).await,
-            Backend::Postgres(p) => p.replay(what).await,
+            Backend::Sqlite(s) => s.replay(what, by).await,
+            Backend::Postgres(p) => p.replay(what, by).await,
+        }
+    }
+
+    /// The replays of each of `deliveries`, oldest first.
+    pub async fn replays(
+        &self,
+        deliveries: Vec<i64>,
+    ) -> Result<HashMap<i64, Vec<ReplayInfo>>, StoreError> {
+        match &*self.backend {
+            Backend::Sqlite(s) => s.replays(deliveries).await,
+            Backend::Postgres(p) => p.replays(deliveries).await,
+        }
+    }
+
+    /// How many conversations the filters of `query` select (its paging aside), counting at
+    /// most `cap` of them.
+    pub async fn count_conversations(
+        &self,
+        query: ConversationQuery,
+        cap: i64,
+    ) -> Result<i64, StoreError> {
+        match &*self.backend {
+            Backend::Sqlite(s) => s.count_conversations(query, cap).await,
+            Backend::Postgres(p) => p.count_conversations(query, cap).await,
+        }
+    }
+
+    /// The newest `limit` dead deliveries (of one destination), with what the dead letters
+    /// page shows of their conversations, and how many are dead in all.
+    pub async fn dead_letters(
+        &self,
+        destination: Option<String>,
+        limit: i64,
+    ) -> Result<(Vec<DeadLetter>, i64), StoreError> {
+        match &*self.backend {
+            Backend::Sqlite(s) => s.dead_letters(destination, limit).await,
+            Backend::Postgres(p) => p.dead_letters(destination, limit).await,
         }
     }
 

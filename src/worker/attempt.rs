@@ -3,7 +3,8 @@
 
 use super::decide::{decide, Decision, Health};
 use crate::destinations::{
-    context_for, idempotency_key, Delivered, DeliveryError, Destination, Job, Progress,
+    context_for, idempotency_key, recording_sent, sent_text, Delivered, DeliveryError, Destination,
+    Job, Progress, SentLog,
 };
 use crate::store::{now_ms, AttemptRecord, Claimed, Next, Store};
 use futures_util::FutureExt;
@@ -40,9 +41,13 @@ pub async fn attempt(
     let started_at = now_ms();
     let clock = Instant::now();
     let progress = Progress::default();
-    let outcome = AssertUnwindSafe(deliver(destination, claimed, &progress))
-        .catch_unwind()
-        .await;
+    let sent = SentLog::default();
+    let outcome = AssertUnwindSafe(recording_sent(
+        sent.clone(),
+        deliver(destination, claimed, &progress),
+    ))
+    .catch_unwind()
+    .await;
     let elapsed = clock.elapsed();
     let (outcome, panicked) = match outcome {
         Ok(outcome) => (outcome, false),
@@ -77,6 +82,8 @@ pub async fn attempt(
     let mut record = AttemptRecord {
         started_at,
         duration_ms: i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX),
+        // What this attempt sent, exactly, for the admin while the delivery is not done.
+        request: sent_text(&sent),
         ..AttemptRecord::default()
     };
     let result = match outcome {
@@ -198,9 +205,40 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_panicking_attempt_becomes_a_retry_that_says_nothing_about_health() {
-        let claimed = Claimed {
+    /// Sends one request with a secret header, which the destination refuses.
+    struct Refusing;
+
+    impl Destination for Refusing {
+        fn name(&self) -> &str {
+            "refusing"
+        }
+        fn requests(&self, _: &Job<'_>) -> Result<Vec<Request>, RenderError> {
+            Ok(vec![Request {
+                method: "POST".into(),
+                url: "https://example.com/in".into(),
+                headers: vec![("x-api-key".into(), "s3cret".into(), true)],
+                body: "{\"as\":\"sent\"}".into(),
+            }])
+        }
+        fn deliver<'a>(
+            &'a self,
+            job: &'a Job<'a>,
+        ) -> BoxFuture<'a, Result<Delivered, DeliveryError>> {
+            Box::pin(async move {
+                for request in self.requests(job)? {
+                    crate::destinations::note_sent(&request);
+                }
+                Err(DeliveryError::Permanent {
+                    reason: "HTTP 422".into(),
+                    status: Some(422),
+                    excerpt: None,
+                })
+            })
+        }
+    }
+
+    fn claimed() -> Claimed {
+        Claimed {
             id: 1,
             destination: "panicking".into(),
             attempts: 0,
@@ -213,7 +251,26 @@ mod tests {
             raw: bytes::Bytes::from_static(br#"{"accountId":1,"channel":{"id":1}}"#),
             result: None,
             previous: None,
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn an_attempt_keeps_what_it_sent_masked() {
+        let finished = attempt(&Refusing, &claimed(), &[]).await;
+        let sent = finished.record.request.unwrap_or_default();
+        assert!(sent.starts_with("POST https://example.com/in\n"), "{sent}");
+        assert!(
+            sent.contains("x-api-key: ***") && sent.contains("{\"as\":\"sent\"}"),
+            "{sent}"
+        );
+        assert!(!sent.contains("s3cret"), "{sent}");
+        let nothing = attempt(&Panicking, &claimed(), &[Duration::from_secs(1)]).await;
+        assert_eq!(nothing.record.request, None, "nothing was sent");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_attempt_becomes_a_retry_that_says_nothing_about_health() {
+        let claimed = claimed();
         let finished = attempt(&Panicking, &claimed, &[Duration::from_secs(10)]).await;
         assert!(matches!(finished.decision.next, Next::Retry(_)));
         assert_eq!(finished.decision.health, Health::Unknown);

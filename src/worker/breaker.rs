@@ -177,6 +177,15 @@ impl Breaker {
         self.failures
     }
 
+    /// When a paused destination's cool-down ends and its probe may be sent; `None` unless
+    /// paused.
+    pub fn probe_at(&self) -> Option<Instant> {
+        match self.state {
+            State::Open => self.opened_at.checked_add(self.cool_down),
+            State::Closed | State::HalfOpen => None,
+        }
+    }
+
     /// Why the destination is paused or probing (the error that paused it).
     pub fn reason(&self) -> Option<&str> {
         self.reason.as_deref()

@@ -35,6 +35,8 @@ pub struct Lane {
     pub pacer: Option<Pacer>,
     pub breaker: Mutex<Breaker>,
     pub alerts: Option<Alerts>,
+    /// This lane's generation ([`Metrics::lane_started`]): what it may announce.
+    pub generation: u64,
 }
 
 /// Deliveries this lane is attempting, with the number of the latest claim on each: an
@@ -182,10 +184,19 @@ impl Lane {
     /// Logs a breaker transition, exports it and posts it to the alert webhook.
     fn announce(&self, state: State) {
         let name = self.destination.name();
-        let (failures, reason) = {
+        let (failures, reason, probe_at) = {
             let breaker = lock(&self.breaker);
-            (breaker.failures(), breaker.reason().map(str::to_string))
+            (
+                breaker.failures(),
+                breaker.reason().map(str::to_string),
+                breaker.probe_at(),
+            )
         };
+        // The probe's time as a wall-clock time, for the dashboard.
+        let probe_at_ms = probe_at.map(|at| {
+            let wait = at.saturating_duration_since(tokio::time::Instant::now());
+            now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX))
+        });
         match state {
             State::Open => tracing::warn!(
                 destination = name,
@@ -199,8 +210,13 @@ impl Lane {
             ),
             State::Closed => tracing::info!(destination = name, "destination delivers again"),
         }
-        self.metrics.destination_state(name, state);
-        self.metrics.destination_reason(name, reason.clone());
+        if !self
+            .metrics
+            .lane_health(name, self.generation, state, reason.clone(), probe_at_ms)
+        {
+            // A newer lane (after a reload) owns the destination's health and its alerts.
+            return;
+        }
         if let Some(alerts) = &self.alerts {
             alerts.announce(name, state, failures, reason.as_deref());
         }

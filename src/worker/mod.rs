@@ -101,10 +101,11 @@ impl Worker {
                 if let Some(n) = concurrency {
                     settings.workers = n.max(1);
                 }
-                // A new lane starts with a closed breaker (after a reload, say).
-                metrics.destination_state(destination.name(), breaker::State::Closed);
-                metrics.destination_reason(destination.name(), None);
+                // A new lane starts with a closed breaker (after a reload, say); the lane it
+                // replaces may still finish attempts, but no longer changes the health shown.
+                let generation = metrics.lane_started(destination.name());
                 let lane = lane::Lane {
+                    generation,
                     wake: wakers.get(destination.name()),
                     destination,
                     store: store.clone(),

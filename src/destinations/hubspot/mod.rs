@@ -248,6 +248,7 @@ impl Hubspot {
             });
         }
         self.pacer.acquire().await;
+        super::note_sent(request);
         let response = http::exchange(&self.shared.client, request).await?;
         if (200..300).contains(&response.status) {
             return Ok(response);

@@ -235,6 +235,7 @@ impl Zendesk {
             tracing::debug!(wait_ms = wait.as_millis() as u64, "pacing Zendesk requests");
             tokio::time::sleep(wait).await;
         }
+        super::note_sent(request);
         let response = match &self.tokens {
             Some(tokens) => self.send_authorized(tokens, request).await?,
             None => http::exchange(&self.shared.client, request).await?,

@@ -18,16 +18,17 @@ const MAX_BATCH: usize = 256;
 const INGEST_MANY: &str = "WITH input AS (
          SELECT DISTINCT ON (key, digest) *
          FROM UNNEST($1::text[], $2::bytea[], $3::bytea[], $4::int8[], $5::text[], $9::text[],
-                     $10::text[], $11::text[])
+                     $10::text[], $11::text[], $12::int8[], $13::int8[])
               WITH ORDINALITY AS i (key, digest, raw, received_at, client_ip, kind, visitor_name,
-                                    visitor_email, n)
+                                    visitor_email, began_at, ended_at, n)
          ORDER BY key, digest, n
      ), new AS (
          INSERT INTO conversations (key, version, digest, raw, received_at, client_ip, kind,
-                                    visitor_name, visitor_email)
+                                    visitor_name, visitor_email, began_at, ended_at)
          SELECT i.key,
                 COALESCE((SELECT MAX(c.version) FROM conversations c WHERE c.key = i.key), 0) + 1,
-                i.digest, i.raw, i.received_at, i.client_ip, i.kind, i.visitor_name, i.visitor_email
+                i.digest, i.raw, i.received_at, i.client_ip, i.kind, i.visitor_name, i.visitor_email,
+                i.began_at, i.ended_at
          FROM input i
          ORDER BY i.key
          ON CONFLICT DO NOTHING
@@ -53,7 +54,8 @@ const INGEST_MANY: &str = "WITH input AS (
 const RECORD: &str = "WITH moved AS (
          UPDATE deliveries SET attempts = attempts + $7, state = $8,
              next_attempt_at = COALESCE($9, next_attempt_at), lease_until = NULL,
-             last_error = $6, result = COALESCE($10, result), updated_at = $11
+             last_error = $6, result = COALESCE($10, result), updated_at = $11,
+             last_request = CASE WHEN $8 = 'done' THEN NULL ELSE COALESCE($13, last_request) END
          WHERE id = $1 AND claims = $12
          RETURNING id, attempts - $7 AS before
      )
@@ -186,6 +188,8 @@ async fn run(pool: &Pool, batch: &[Job]) -> Result<Vec<Outcome>, StoreError> {
             .iter()
             .map(|(_, c)| c.visitor_email.as_deref())
             .collect();
+        let began: Vec<Option<i64>> = conversations.iter().map(|(_, c)| c.began_at).collect();
+        let ended: Vec<Option<i64>> = conversations.iter().map(|(_, c)| c.ended_at).collect();
         let mut route_n = Vec::new();
         let mut route_destination = Vec::new();
         let mut route_error = Vec::new();
@@ -213,6 +217,8 @@ async fn run(pool: &Pool, batch: &[Job]) -> Result<Vec<Outcome>, StoreError> {
                     &kinds,
                     &names,
                     &emails,
+                    &began,
+                    &ended,
                 ],
             )
             .await
@@ -255,6 +261,7 @@ async fn run(pool: &Pool, batch: &[Job]) -> Result<Vec<Outcome>, StoreError> {
                         &r.result,
                         &crate::store::now_ms(),
                         &claim,
+                        &a.request,
                     ],
                 )
                 .await;

@@ -14,8 +14,9 @@ mod oauth;
 pub mod tls;
 
 use super::admin::{
-    AttemptInfo, ConversationQuery, ConversationRow, ConversationVersion, DeliveryDetail,
-    DeliveryFilter, DeliveryInfo, Erased, Overview, Purged, Replay, Retention,
+    AttemptInfo, ConversationQuery, ConversationRow, ConversationVersion, DeadLetter,
+    DeliveryDetail, DeliveryFilter, DeliveryInfo, Erased, Overview, Purged, Replay, ReplayInfo,
+    Replayer, Retention,
 };
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -30,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0002_admin.sql"),
     include_str!("../migrations/postgres/0003_meta.sql"),
     include_str!("../migrations/postgres/0004_oauth.sql"),
+    include_str!("../migrations/postgres/0005_dashboard.sql"),
 ];
 /// Advisory lock key that serialises migrations of instances starting together.
 const MIGRATION_LOCK: i64 = 0x6465_736b_6272;
@@ -332,8 +334,31 @@ impl PgStore {
         admin::detail(&self.client().await?, id).await
     }
 
-    pub async fn replay(&self, what: Replay) -> Result<usize, StoreError> {
-        admin::replay(&self.client().await?, &what).await
+    pub async fn replay(&self, what: Replay, by: Replayer) -> Result<usize, StoreError> {
+        admin::replay(&self.client().await?, &what, by).await
+    }
+
+    pub async fn replays(
+        &self,
+        deliveries: Vec<i64>,
+    ) -> Result<HashMap<i64, Vec<ReplayInfo>>, StoreError> {
+        admin::replays(&self.client().await?, &deliveries).await
+    }
+
+    pub async fn count_conversations(
+        &self,
+        query: ConversationQuery,
+        cap: i64,
+    ) -> Result<i64, StoreError> {
+        admin::count_conversations(&self.client().await?, &query, cap).await
+    }
+
+    pub async fn dead_letters(
+        &self,
+        destination: Option<String>,
+        limit: i64,
+    ) -> Result<(Vec<DeadLetter>, i64), StoreError> {
+        admin::dead_letters(&self.client().await?, destination.as_deref(), limit).await
     }
 
     pub async fn conversation(&self, key: String) -> Result<Vec<ConversationVersion>, StoreError> {

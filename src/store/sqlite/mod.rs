@@ -7,8 +7,9 @@ mod admin;
 mod oauth;
 
 use super::admin::{
-    AttemptInfo, ConversationQuery, ConversationRow, ConversationVersion, DeliveryDetail,
-    DeliveryFilter, DeliveryInfo, Erased, Overview, Purged, Replay, Retention,
+    AttemptInfo, ConversationQuery, ConversationRow, ConversationVersion, DeadLetter,
+    DeliveryDetail, DeliveryFilter, DeliveryInfo, Erased, Overview, Purged, Replay, ReplayInfo,
+    Replayer, Retention,
 };
 use super::{
     now_ms, AttemptRecord, ClaimBatch, Claimed, Ingested, NewConversation, Next, Stats, StoreError,
@@ -27,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0002_admin.sql"),
     include_str!("../migrations/sqlite/0003_meta.sql"),
     include_str!("../migrations/sqlite/0004_oauth.sql"),
+    include_str!("../migrations/sqlite/0005_dashboard.sql"),
 ];
 /// Most commands committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -246,8 +248,34 @@ impl SqliteStore {
         self.read(move |conn| admin::detail(conn, id)).await
     }
 
-    pub async fn replay(&self, what: Replay) -> Result<usize, StoreError> {
-        self.run(move |conn| admin::replay(conn, &what).map_err(unavailable))
+    pub async fn replay(&self, what: Replay, by: Replayer) -> Result<usize, StoreError> {
+        self.run(move |conn| admin::replay(conn, &what, by).map_err(unavailable))
+            .await
+    }
+
+    pub async fn replays(
+        &self,
+        deliveries: Vec<i64>,
+    ) -> Result<HashMap<i64, Vec<ReplayInfo>>, StoreError> {
+        self.read(move |conn| admin::replays(conn, &deliveries))
+            .await
+    }
+
+    pub async fn count_conversations(
+        &self,
+        query: ConversationQuery,
+        cap: i64,
+    ) -> Result<i64, StoreError> {
+        self.read(move |conn| admin::count_conversations(conn, &query, cap))
+            .await
+    }
+
+    pub async fn dead_letters(
+        &self,
+        destination: Option<String>,
+        limit: i64,
+    ) -> Result<(Vec<DeadLetter>, i64), StoreError> {
+        self.read(move |conn| admin::dead_letters(conn, destination.as_deref(), limit))
             .await
     }
 
@@ -395,8 +423,8 @@ fn ingest_rows(conn: &Connection, c: &NewConversation) -> rusqlite::Result<Inges
     let version = latest.unwrap_or(0) + 1;
     conn.prepare_cached(
         "INSERT INTO conversations (key, version, digest, raw, received_at, client_ip, kind,
-                                    visitor_name, visitor_email)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                    visitor_name, visitor_email, began_at, ended_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         c.key,
@@ -407,7 +435,9 @@ fn ingest_rows(conn: &Connection, c: &NewConversation) -> rusqlite::Result<Inges
         c.client_ip,
         c.kind,
         c.visitor_name,
-        c.visitor_email
+        c.visitor_email,
+        c.began_at,
+        c.ended_at
     ])?;
     let conversation = conn.last_insert_rowid();
     let mut insert = conn.prepare_cached(
@@ -530,7 +560,8 @@ fn record(
     conn.prepare_cached(
         "UPDATE deliveries SET attempts = attempts + ?7, state = ?2,
              next_attempt_at = COALESCE(?3, next_attempt_at), lease_until = NULL,
-             last_error = ?4, result = COALESCE(?5, result), updated_at = ?6
+             last_error = ?4, result = COALESCE(?5, result), updated_at = ?6,
+             last_request = CASE WHEN ?2 = 'done' THEN NULL ELSE COALESCE(?8, last_request) END
          WHERE id = ?1",
     )?
     .execute(params![
@@ -540,7 +571,8 @@ fn record(
         a.error,
         result,
         now_ms(),
-        counted
+        counted,
+        a.request
     ])?;
     Ok(true)
 }

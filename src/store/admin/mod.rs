@@ -1,6 +1,10 @@
 //! What operators read and change: delivery lists and details, replays, conversations,
 //! erasure and retention. The same types for every backend.
 
+mod sql;
+
+pub use sql::*;
+
 use bytes::Bytes;
 use serde::Serialize;
 
@@ -23,8 +27,10 @@ pub struct DeliveryInfo {
     pub destination: String,
     /// `pending`, `done` or `dead`.
     pub state: String,
-    /// Attempts recorded.
+    /// Attempts logged, across replays: the count every page and command shows.
     pub attempts: i64,
+    /// Attempts counted by the current retry schedule (since the last replay).
+    pub schedule_attempts: i64,
     /// When it is due (epoch ms; pending only).
     pub next_attempt_at: i64,
     /// The last failure.
@@ -37,6 +43,27 @@ pub struct DeliveryInfo {
     pub updated_at: i64,
     /// The start of the last attempt's response body, when it had one.
     pub last_response: Option<String>,
+    /// The HTTP status of the last attempt, when a response came.
+    pub last_status: Option<i64>,
+    /// When it was last replayed (epoch ms)…
+    pub replayed_at: Option<i64>,
+    /// …and by whom: `admin` (the dashboard or its API) or `cli`.
+    pub replayed_by: Option<String>,
+    /// The request(s) the last attempt sent (secrets masked) while the delivery is not done;
+    /// read only with one delivery's details, shown there as `last_request`.
+    #[serde(skip)]
+    pub last_request: Option<String>,
+}
+
+/// One replay of a delivery.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ReplayInfo {
+    /// When (epoch ms).
+    pub at: i64,
+    /// By whom: `admin` (the dashboard or its API) or `cli`.
+    pub by: String,
+    /// The state it left: `done` (sent again) or `dead` (retried).
+    pub was: String,
 }
 
 /// One attempt of a delivery.
@@ -54,6 +81,13 @@ pub struct AttemptInfo {
     pub excerpt: Option<String>,
     /// What went wrong.
     pub error: Option<String>,
+    /// The error in words (filled in by the admin views).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// The replay this attempt followed, when it is the first attempt after one (filled in by
+    /// the admin views).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplayInfo>,
 }
 
 /// A delivery with its attempts and the conversation body it carries.
@@ -63,6 +97,8 @@ pub struct DeliveryDetail {
     pub delivery: DeliveryInfo,
     /// Its attempts, oldest first.
     pub attempts: Vec<AttemptInfo>,
+    /// Its replays, oldest first.
+    pub replays: Vec<ReplayInfo>,
     /// The raw hook body.
     pub raw: Bytes,
     /// When the conversation version was received (epoch ms).
@@ -133,6 +169,45 @@ pub struct ConversationRow {
     pub visitor_email: Option<String>,
     /// Deliveries of every version, by state.
     pub deliveries: StateCounts,
+    /// When the chat began (epoch ms), when the body says.
+    pub began_at: Option<i64>,
+    /// When it ended (epoch ms), when the body says.
+    pub ended_at: Option<i64>,
+    /// Destinations with a dead delivery of it, by name.
+    pub dead_destinations: Vec<String>,
+    /// Destinations with a pending delivery of it whose last attempt failed (being retried).
+    pub retrying_destinations: Vec<String>,
+}
+
+impl ConversationRow {
+    /// Destination names from a comma-separated aggregate, sorted.
+    pub fn names(list: Option<String>) -> Vec<String> {
+        let mut names: Vec<String> = list
+            .unwrap_or_default()
+            .split(',')
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+/// A dead delivery with what the dead letters page shows of its conversation.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetter {
+    /// The delivery.
+    #[serde(flatten)]
+    pub delivery: DeliveryInfo,
+    /// `chat`, `missed` or `offline`.
+    pub kind: String,
+    /// The visitor's name.
+    pub visitor_name: Option<String>,
+    /// The visitor's email.
+    pub visitor_email: Option<String>,
+    /// When the conversation version was received (epoch ms).
+    pub received_at: i64,
 }
 
 /// Deliveries by state.
@@ -157,6 +232,8 @@ pub struct Overview {
     pub deliveries: StateCounts,
     /// Per destination that has deliveries.
     pub destinations: Vec<DestinationStats>,
+    /// When the newest conversation version was received (epoch ms): is Smartsupp sending?
+    pub last_received_at: Option<i64>,
 }
 
 /// One destination's deliveries.
@@ -172,145 +249,16 @@ pub struct DestinationStats {
     pub done_last_day: i64,
     /// Given up in the last 24 hours.
     pub dead_last_day: i64,
+    /// Dead now (whenever they died): what the dead letters page lists of it.
+    pub dead: i64,
     /// The newest delivery whose last attempt failed: its error…
     pub last_error: Option<String>,
-    /// …and when (epoch ms).
+    /// …when (epoch ms)…
     pub last_error_at: Option<i64>,
-}
-
-/// The SQL dialect of a backend, where their queries differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// `?1` placeholders; LIKE ignores ASCII case; rows carry whole bodies, so a search first
-    /// reads the narrow visitor index (`CROSS JOIN` keeps that order).
-    Sqlite,
-    /// `$1::type` placeholders; ILIKE; bodies are stored out of line (TOAST), so scanning the
-    /// newest rows and filtering is cheap; deliveries carry their conversation's key.
-    Postgres,
-}
-
-/// A query parameter, bound by each backend in its own way.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Param {
-    /// Text.
-    Text(String),
-    /// A 64-bit integer.
-    Int(i64),
-}
-
-/// The SQL of [`ConversationQuery`] and its parameters in order. Only the filters given
-/// appear, so each can use its index, and the page's ids are chosen before the delivery
-/// counts are computed for them alone. The newest rows are read until the page is full; on
-/// SQLite a search instead finds its matches first (the key by its index, email and name in
-/// one pass over the narrow visitor index) and checks only those.
-pub fn conversations_sql(dialect: Dialect, q: &ConversationQuery) -> (String, Vec<Param>) {
-    let mut params = Vec::new();
-    let mut bind = |param: Param| {
-        let cast = match (&param, dialect) {
-            (_, Dialect::Sqlite) => "",
-            (Param::Text(_), Dialect::Postgres) => "::text",
-            (Param::Int(_), Dialect::Postgres) => "::int8",
-        };
-        params.push(param);
-        match dialect {
-            Dialect::Sqlite => format!("?{}", params.len()),
-            Dialect::Postgres => format!("${}{cast}", params.len()),
-        }
-    };
-    // The deliveries of every version of conversation `c`.
-    let deliveries_of_c = match dialect {
-        Dialect::Sqlite => {
-            "conversations v JOIN deliveries d ON d.conversation_id = v.id WHERE v.key = c.key"
-        }
-        Dialect::Postgres => "deliveries d WHERE d.key = c.key",
-    };
-    let mut from = "conversations c".to_string();
-    let mut conditions = vec![
-        "NOT EXISTS (SELECT 1 FROM conversations n WHERE n.key = c.key AND n.version > c.version)"
-            .to_string(),
-    ];
-    if let Some(search) = &q.search {
-        let s = bind(Param::Text(search.clone()));
-        let pat = bind(Param::Text(like_pattern(search)));
-        match dialect {
-            Dialect::Sqlite => {
-                from = format!(
-                    "(SELECT id FROM conversations WHERE key = {s}
-                      UNION SELECT id FROM conversations
-                            WHERE visitor_email LIKE {pat} ESCAPE '\\' OR visitor_name LIKE {pat} ESCAPE '\\') h
-                     CROSS JOIN conversations c ON c.id = h.id"
-                )
-            }
-            Dialect::Postgres => conditions.push(format!(
-                "(c.key = {s} OR c.visitor_email ILIKE {pat} ESCAPE '\\'
-                  OR c.visitor_name ILIKE {pat} ESCAPE '\\')"
-            )),
-        }
-    }
-    if let Some(kind) = &q.kind {
-        conditions.push(format!("c.kind = {}", bind(Param::Text(kind.clone()))));
-    }
-    if let Some(state) = &q.state {
-        conditions.push(format!(
-            "EXISTS (SELECT 1 FROM {deliveries_of_c} AND d.state = {})",
-            bind(Param::Text(state.clone()))
-        ));
-    }
-    if let Some(before) = q.before {
-        conditions.push(format!("c.id < {}", bind(Param::Int(before))));
-    }
-    let limit = bind(Param::Int(q.limit));
-    let count =
-        |state: &str| format!("(SELECT COUNT(*) FROM {deliveries_of_c} AND d.state = '{state}')");
-    let sql = format!(
-        "SELECT c.id, c.key, c.version, c.received_at, c.kind, c.visitor_name, c.visitor_email,
-                {pending}, {done}, {dead}
-         FROM conversations c
-         WHERE c.id IN (SELECT c.id FROM {from} WHERE {conditions}
-                        ORDER BY c.id DESC LIMIT {limit})
-         ORDER BY c.id DESC",
-        pending = count("pending"),
-        done = count("done"),
-        dead = count("dead"),
-        conditions = conditions.join(" AND "),
-    );
-    (sql, params)
-}
-
-/// A search text as a `LIKE … ESCAPE '\\'` pattern matching it anywhere (the backends compare
-/// case-insensitively).
-pub fn like_pattern(search: &str) -> String {
-    let mut out = String::from("%");
-    for c in search.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
-
-/// Per-destination counts for the overview; parameter 1 is the start of the last day.
-pub fn destination_stats_sql(p1: &str) -> String {
-    format!(
-        "SELECT destination,
-                SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END),
-                MIN(CASE WHEN state = 'pending' THEN created_at END),
-                SUM(CASE WHEN state = 'done' AND updated_at >= {p1} THEN 1 ELSE 0 END),
-                SUM(CASE WHEN state = 'dead' AND updated_at >= {p1} THEN 1 ELSE 0 END),
-                SUM(CASE WHEN state = 'done' THEN 1 ELSE 0 END),
-                SUM(CASE WHEN state = 'dead' THEN 1 ELSE 0 END)
-         FROM deliveries GROUP BY destination ORDER BY destination"
-    )
-}
-
-/// The newest failure of one destination; parameter 1 is the destination.
-pub fn last_error_sql(p1: &str) -> String {
-    format!(
-        "SELECT last_error, updated_at FROM deliveries
-         WHERE destination = {p1} AND last_error IS NOT NULL ORDER BY updated_at DESC LIMIT 1"
-    )
+    /// …the HTTP status of its last attempt…
+    pub last_error_status: Option<i64>,
+    /// …and the start of that attempt's response.
+    pub last_error_response: Option<String>,
 }
 
 /// Deliveries to replay.
@@ -325,6 +273,25 @@ pub enum Replay {
         /// Only those that died at or after this epoch ms.
         since: Option<i64>,
     },
+}
+
+/// Who replays deliveries, as their replays record it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replayer {
+    /// The admin, from the dashboard or with the admin API.
+    Admin,
+    /// An operator with `deskbridge deliveries retry`.
+    Cli,
+}
+
+impl Replayer {
+    /// The name stored with the replay.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Cli => "cli",
+        }
+    }
 }
 
 /// What erasing one visitor's conversation did.
@@ -371,19 +338,3 @@ impl Retention {
         }
     }
 }
-
-/// The SQL condition (on conversation alias `c`) of [`Retention`]; parameters 1 and 2 are
-/// `received_before` and `dead_before`, written in each backend's placeholder style.
-pub fn retention_condition(p1: &str, p2: &str) -> String {
-    format!(
-        "c.received_at < {p1}
-         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.conversation_id = c.id AND d.state = 'pending')
-         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.conversation_id = c.id AND d.state = 'dead'
-                         AND d.updated_at >= {p2})"
-    )
-}
-
-/// Columns of [`DeliveryInfo`], for `d` joined with conversation `c`.
-pub const DELIVERY_COLUMNS: &str = "d.id, c.key, c.version, d.destination, d.state, d.attempts, \
-     d.next_attempt_at, d.last_error, d.result, d.created_at, d.updated_at, \
-     (SELECT a.excerpt FROM attempts a WHERE a.delivery_id = d.id ORDER BY a.id DESC LIMIT 1)";
