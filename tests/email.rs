@@ -64,22 +64,29 @@ fn excerpts(db: &Db, delivery: i64) -> Vec<String> {
     )
 }
 
+/// A server with TLS (STARTTLS, or from the first byte with `implicit_tls`) and AUTH, its
+/// messages under `dir/mail`; with its certificate and key.
+fn secured_server(
+    python: &std::path::Path,
+    dir: &std::path::Path,
+    implicit_tls: bool,
+) -> (Server, (std::path::PathBuf, std::path::PathBuf)) {
+    let tls = smtp::certificate(dir);
+    let options = Options {
+        tls: Some(tls.clone()),
+        implicit_tls,
+        auth: true,
+        ..Options::default()
+    };
+    let server = Server::start(python, smtp::free_port(), &dir.join("mail"), &options);
+    (server, tls)
+}
+
 #[tokio::test]
 async fn starttls_and_auth_carry_both_parts_utf8_names_and_threading() {
     let Some(python) = smtp::python() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let tls = smtp::certificate(dir.path());
-    let options = Options {
-        tls: Some(tls.clone()),
-        auth: true,
-        ..Options::default()
-    };
-    let server = Server::start(
-        &python,
-        smtp::free_port(),
-        &dir.path().join("mail"),
-        &options,
-    );
+    let (server, tls) = secured_server(&python, dir.path(), false);
     let url = format!("smtp://127.0.0.1:{}", server.port);
     let extra = format!(
         "{}    to: [\"Support <support@example.com>\"]\n    bcc: \"audit@example.com\"\n    headers: {{ X-Conversation: \"{{{{meta.key}}}}\" }}\n",
@@ -312,19 +319,7 @@ async fn a_refused_recipient_is_dead_with_the_reply_and_a_busy_one_is_retried() 
 async fn smtps_delivers_and_a_long_transcript_is_cut_with_a_notice() {
     let Some(python) = smtp::python() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let tls = smtp::certificate(dir.path());
-    let options = Options {
-        tls: Some(tls.clone()),
-        implicit_tls: true,
-        auth: true,
-        ..Options::default()
-    };
-    let server = Server::start(
-        &python,
-        smtp::free_port(),
-        &dir.path().join("mail"),
-        &options,
-    );
+    let (server, tls) = secured_server(&python, dir.path(), true);
     let url = format!("smtps://127.0.0.1:{}", server.port);
     let extra = format!(
         "{}    to: \"support@example.com\"\n    max_message_bytes: 20000\n",
@@ -364,18 +359,7 @@ async fn smtps_delivers_and_a_long_transcript_is_cut_with_a_notice() {
 async fn refused_credentials_pause_the_destination_and_the_probe_says_so() {
     let Some(python) = smtp::python() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let tls = smtp::certificate(dir.path());
-    let options = Options {
-        tls: Some(tls.clone()),
-        auth: true,
-        ..Options::default()
-    };
-    let server = Server::start(
-        &python,
-        smtp::free_port(),
-        &dir.path().join("mail"),
-        &options,
-    );
+    let (server, tls) = secured_server(&python, dir.path(), false);
     let url = format!("smtp://127.0.0.1:{}", server.port);
     let wrong = destination(
         "wrong",
