@@ -23,6 +23,10 @@ fn webhook(mock: &MockServer, extra: &str) -> TestConfig {
     ))
 }
 
+/// One delivery at a time; two outages in a row pause the destination for an hour.
+const ONE_AT_A_TIME_PAUSED_AFTER_TWO: &str =
+    "    concurrency: 1\n    breaker: { failures: 2, cool_down: \"1h\" }\n";
+
 #[tokio::test]
 async fn refusals_of_single_conversations_never_pause_the_destination() {
     let mock = MockServer::start().await;
@@ -40,11 +44,7 @@ async fn refusals_of_single_conversations_never_pause_the_destination() {
         .respond_with(ResponseTemplate::new(202))
         .mount(&mock)
         .await;
-    let app = TestApp::spawn(webhook(
-        &mock,
-        "    concurrency: 1\n    breaker: { failures: 2, cool_down: \"1h\" }\n",
-    ))
-    .await;
+    let app = TestApp::spawn(webhook(&mock, ONE_AT_A_TIME_PAUSED_AFTER_TWO)).await;
     for id in 1..=8 {
         assert_eq!(
             app.post_hook(conversation(id).to_string()).await.status(),
@@ -86,11 +86,7 @@ async fn unauthorised_answers_pause_the_destination() {
         .respond_with(ResponseTemplate::new(401))
         .mount(&mock)
         .await;
-    let app = TestApp::spawn(webhook(
-        &mock,
-        "    concurrency: 1\n    breaker: { failures: 2, cool_down: \"1h\" }\n",
-    ))
-    .await;
+    let app = TestApp::spawn(webhook(&mock, ONE_AT_A_TIME_PAUSED_AFTER_TWO)).await;
     for id in 1..=4 {
         app.post_hook(conversation(id).to_string()).await;
     }
