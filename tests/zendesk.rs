@@ -368,6 +368,11 @@ async fn refused_credentials_pause_the_destination_without_spending_attempts() {
     let app = TestApp::spawn(helpdesk(&mock, "")).await;
     app.post_hook(conversation(1).to_string()).await;
     common::paused(&app, "helpdesk").await;
+    // The breaker hears the outcome before it is committed: wait for the record too.
+    eventually("the refusal recorded", Duration::from_secs(10), || async {
+        deliveries(&app.db())[0].last_error.is_some()
+    })
+    .await;
     let d = deliveries(&app.db()).remove(0);
     assert_eq!((d.state.as_str(), d.attempts), ("pending", 0), "{d:?}");
     assert!(
