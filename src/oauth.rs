@@ -48,6 +48,8 @@ pub struct Endpoint {
     pub default_scope: &'static str,
     /// Who answers, for messages (`Zendesk`).
     pub who: &'static str,
+    /// What to check when a fresh token is refused (the destination's words).
+    pub fresh_token_refused: &'static str,
 }
 
 /// Why no access token could be had.
@@ -166,6 +168,35 @@ impl TokenSource {
         let fresh = self.renew(Some(stale)).await?;
         *cached = Some(fresh.clone());
         Ok(fresh.token)
+    }
+
+    /// Sends `request` with the current access token. A 401 for that token renews it once and
+    /// sends the request again, within the same attempt; a fresh token refused again means the
+    /// credentials are wrong ([`DeliveryError::Unauthorized`]: the destination pauses).
+    pub async fn send(
+        &self,
+        client: &reqwest::Client,
+        request: &Request,
+    ) -> Result<Exchange, DeliveryError> {
+        let who = self.endpoint.who;
+        let token = self.token().await?;
+        let response = http::exchange(client, &with_token(request, &token)).await?;
+        if response.status != 401 {
+            return Ok(response);
+        }
+        tracing::info!("{who} refused the OAuth access token (401); renewing it once");
+        let renewed = self.refused(&token).await?;
+        let response = http::exchange(client, &with_token(request, &renewed)).await?;
+        if response.status == 401 {
+            return Err(DeliveryError::Unauthorized {
+                reason: format!(
+                    "{who} refused a fresh OAuth access token (401): {}",
+                    self.endpoint.fresh_token_refused
+                ),
+                status: Some(401),
+            });
+        }
+        Ok(response)
     }
 
     async fn renew(&self, stale: Option<&str>) -> Result<Cached, TokenError> {
@@ -381,6 +412,18 @@ impl TokenSource {
             "{who} refused the OAuth credentials: {said}; {fix}"
         )))
     }
+}
+
+/// `request` with `Authorization: Bearer token` (replacing any authorization it had).
+fn with_token(request: &Request, token: &str) -> Request {
+    let mut request = request.clone();
+    request
+        .headers
+        .retain(|(name, _, _)| !name.eq_ignore_ascii_case("authorization"));
+    request
+        .headers
+        .push(("authorization".into(), format!("Bearer {token}"), true));
+    request
 }
 
 /// A token usable from the stored row: not the refused one, and not about to expire.

@@ -384,7 +384,7 @@ async fn refused_credentials_pause_the_destination_and_the_probe_says_so() {
             .is_some_and(|e| e.contains("refused deskbridge's credentials"))
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    common::paused(&app, "wrong").await;
     let row = &deliveries(&db)[0];
     assert_eq!(
         row.state, "pending",

@@ -2,7 +2,7 @@
 //! admin token as `Authorization: Bearer`) and for signed-in browsers (POSTs then need the
 //! `X-CSRF-Token` header). Documented in docs/ADMIN.md.
 
-use super::views::{self, ListQuery};
+use super::views::{self, DeadQuery, ListQuery};
 use super::{AdminError, AdminState};
 use crate::config::HumanDuration;
 use crate::store::admin::{DeliveryFilter, Replay, Replayer};
@@ -140,12 +140,6 @@ async fn deliveries(
     Ok(HttpResponse::Ok().json(rows))
 }
 
-#[derive(Deserialize)]
-struct DeadQuery {
-    #[serde(default)]
-    destination: Option<String>,
-}
-
 /// The dead letters page's view: dead deliveries grouped by destination and error.
 async fn dead_letters(
     req: HttpRequest,
@@ -153,7 +147,7 @@ async fn dead_letters(
     query: web::Query<DeadQuery>,
 ) -> Answer {
     state.authenticate(&req)?;
-    let view = views::dead(&state.store, query.into_inner().destination).await?;
+    let view = views::dead(&state.store, query.destination()).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 

@@ -3,7 +3,7 @@
 //! Rendered from the views by [`super::templating`]; signing in and out is [`super::signin`].
 
 use super::templating::{self, urlencode};
-use super::views::{self, ListQuery, KINDS, STATES};
+use super::views::{self, DeadQuery, ListQuery, KINDS, STATES};
 use super::{notice, AdminError, AdminState, Caller, Live};
 use crate::store::admin::{Replay, Replayer};
 use crate::store::now_ms;
@@ -228,12 +228,6 @@ async fn conversation(
     result.await.unwrap_or_else(|e| failed(&req, e))
 }
 
-#[derive(Deserialize)]
-struct DeadQuery {
-    #[serde(default)]
-    destination: Option<String>,
-}
-
 async fn dead(
     req: HttpRequest,
     state: web::Data<AdminState>,
@@ -241,7 +235,7 @@ async fn dead(
 ) -> HttpResponse {
     let result = async {
         let (live, caller) = state.authenticate(&req)?;
-        let destination = query.destination.clone().filter(|d| !d.is_empty());
+        let destination = query.destination();
         let view = views::dead(&state.store, destination.clone()).await?;
         let names: Vec<&str> = live.destinations.iter().map(|d| d.name()).collect();
         let back = match &destination {

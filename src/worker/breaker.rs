@@ -75,7 +75,8 @@ pub struct Breaker {
 const PROBE_POLL: Duration = Duration::from_millis(50);
 
 impl Breaker {
-    /// A closed breaker; `failures: 0` never opens.
+    /// A closed breaker; `failures: 0` never opens on a run of outages (refused credentials
+    /// still pause at once).
     pub fn new(settings: BreakerSettings) -> Self {
         Self {
             threshold: settings.failures,

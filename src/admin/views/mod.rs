@@ -235,6 +235,21 @@ pub const KINDS: &[&str] = &["chat", "missed", "offline"];
 /// States of a delivery.
 pub const STATES: &[&str] = &["pending", "done", "dead"];
 
+/// The dead letters' filter, as the page and the API take it.
+#[derive(Debug, Default, Deserialize)]
+pub struct DeadQuery {
+    /// Only this destination's dead letters; empty means all.
+    #[serde(default)]
+    destination: Option<String>,
+}
+
+impl DeadQuery {
+    /// The destination asked for, if any (an empty one means all).
+    pub fn destination(&self) -> Option<String> {
+        self.destination.clone().filter(|d| !d.is_empty())
+    }
+}
+
 /// Filters of the conversation list, as the page and the API take them.
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {

@@ -79,6 +79,7 @@ impl Zendesk {
                 encoding: Encoding::Json,
                 default_scope: OAUTH_SCOPE,
                 who: "Zendesk",
+                fresh_token_refused: "check that the OAuth client's user is an agent and its scopes allow tickets:write",
             };
             TokenSource::new(name, o, endpoint, shared.client.clone())
         });
@@ -103,31 +104,6 @@ impl Zendesk {
             shared,
             paused_until: Mutex::new(None),
         }
-    }
-
-    /// Sends `request` with the current OAuth access token; a 401 for that token renews it
-    /// once and sends the request again (within the same attempt). A fresh token refused again
-    /// means the credentials are wrong: the destination pauses.
-    async fn send_authorized(
-        &self,
-        tokens: &TokenSource,
-        request: &Request,
-    ) -> Result<Exchange, DeliveryError> {
-        let token = tokens.token().await?;
-        let response = http::exchange(&self.shared.client, &with_token(request, &token)).await?;
-        if response.status != 401 {
-            return Ok(response);
-        }
-        tracing::info!("Zendesk refused the OAuth access token (401); renewing it once");
-        let renewed = tokens.refused(&token).await?;
-        let response = http::exchange(&self.shared.client, &with_token(request, &renewed)).await?;
-        if response.status == 401 {
-            return Err(DeliveryError::Unauthorized {
-                reason: "Zendesk refused a fresh OAuth access token (401): check that the OAuth client's user is an agent and its scopes allow tickets:write".into(),
-                status: Some(401),
-            });
-        }
-        Ok(response)
     }
 
     /// The OAuth token source, with `auth: {kind: oauth}`.
@@ -237,7 +213,7 @@ impl Zendesk {
         }
         super::note_sent(request);
         let response = match &self.tokens {
-            Some(tokens) => self.send_authorized(tokens, request).await?,
+            Some(tokens) => tokens.send(&self.shared.client, request).await?,
             None => http::exchange(&self.shared.client, request).await?,
         };
         let remaining = response
@@ -446,15 +422,4 @@ impl Destination for Zendesk {
         vars.insert("followupOf".into(), Value::Null);
         vars
     }
-}
-
-/// `request` with `Authorization: Bearer token`.
-fn with_token(request: &Request, token: &str) -> Request {
-    let mut request = request.clone();
-    for header in &mut request.headers {
-        if header.0.eq_ignore_ascii_case("authorization") {
-            header.1 = format!("Bearer {token}");
-        }
-    }
-    request
 }
