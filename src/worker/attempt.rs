@@ -32,12 +32,16 @@ pub struct Finished {
     version = claimed.conversation.version,
     destination = destination.name(),
     attempt = claimed.attempts + 1,
+    trace_id = tracing::field::Empty,
 ))]
 pub async fn attempt(
     destination: &dyn Destination,
     claimed: &Claimed,
     schedule: &[Duration],
 ) -> Finished {
+    if let Some(trace_id) = crate::telemetry::trace::current_trace_id() {
+        tracing::Span::current().record("trace_id", trace_id);
+    }
     let started_at = now_ms();
     let clock = Instant::now();
     let progress = Progress::default();

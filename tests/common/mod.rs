@@ -37,6 +37,8 @@ pub struct TestConfig {
     pub store_url: Option<String>,
     /// `alerts.webhook_url`.
     pub alerts: Option<String>,
+    /// More top-level sections (YAML at column 0), e.g. `telemetry:`.
+    pub sections: String,
 }
 
 impl Default for TestConfig {
@@ -49,6 +51,7 @@ impl Default for TestConfig {
             templates: Vec::new(),
             store_url: None,
             alerts: None,
+            sections: String::new(),
         }
     }
 }
@@ -87,7 +90,7 @@ impl TestConfig {
              delivery:\n{}\
              templates:\n  dir: \"{}\"\n\
              log:\n{}\
-             {}destinations:\n{}",
+             {}{}destinations:\n{}",
             self.server_extra,
             self.store_url
                 .clone()
@@ -99,6 +102,7 @@ impl TestConfig {
                 .as_ref()
                 .map(|u| format!("alerts:\n  webhook_url: \"{u}\"\n"))
                 .unwrap_or_default(),
+            self.sections,
             self.destinations
         );
         let path = dir.join("deskbridge.yaml");
