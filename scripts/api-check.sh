@@ -52,14 +52,16 @@ cat >"$work/schemathesis.toml" <<TOML
 "path.token" = "$hook_token"
 TOML
 status=0
-"$venv/bin/schemathesis" --config-file "$work/schemathesis.toml" run docs/openapi.yaml \
+repo="$PWD"
+# From the throwaway folder, where schemathesis keeps its cache.
+(cd "$work" && "$repo/$venv/bin/schemathesis" --config-file "$work/schemathesis.toml" run "$repo/docs/openapi.yaml" \
   --url "http://127.0.0.1:$port" \
   --header "Authorization: Bearer $admin_token" \
   --include-path-regex '^/(admin/api/|hooks/smartsupp/\{token\}$|healthz|readyz|metrics)' \
   --mode positive \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
   --max-examples "$examples" --seed 1 --workers 2 \
-  --suppress-health-check all \
+  --suppress-health-check all) \
   || status=$?
 # The hook route must have been reached with the right token (accepted conversations).
 hooks="$(curl -fsS "http://127.0.0.1:$port/metrics" | grep '^deskbridge_hooks_received_total')"

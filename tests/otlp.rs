@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-/// A Python 3 with opentelemetry-proto: `DESKBRIDGE_TEST_PYTHON`, the CI's virtual
+/// A Python 3 with opentelemetry-proto: `DESKBRIDGE_TEST_PYTHON_OTLP`, the CI's virtual
 /// environment (`target/ci-venv`, made by `.ci/run`), then `python3`. Under CI its absence
 /// fails the test; elsewhere the test is skipped.
 fn python() -> Option<PathBuf> {
-    let candidates = std::env::var_os("DESKBRIDGE_TEST_PYTHON")
+    let candidates = std::env::var_os("DESKBRIDGE_TEST_PYTHON_OTLP")
         .map(PathBuf::from)
         .into_iter()
         .chain([
