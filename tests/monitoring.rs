@@ -2,6 +2,7 @@
 //! rules` and its unit tests (alerts.test.yml), the Grafana dashboard has the structure
 //! Grafana's dashboard schema asks for, and every metric either of them names is one that
 //! deskbridge's /metrics really exports.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
 
@@ -16,7 +17,10 @@ fn promtool() -> Option<PathBuf> {
     let candidates = std::env::var_os("PROMTOOL")
         .map(PathBuf::from)
         .into_iter()
-        .chain([PathBuf::from("promtool"), PathBuf::from("/usr/bin/promtool")]);
+        .chain([
+            PathBuf::from("promtool"),
+            PathBuf::from("/usr/bin/promtool"),
+        ]);
     for candidate in candidates {
         if Command::new(&candidate)
             .arg("--version")
@@ -56,8 +60,8 @@ fn the_alert_rules_are_valid_and_their_unit_tests_pass() {
 }
 
 fn dashboard() -> Value {
-    let text = std::fs::read_to_string(common::repo().join("deploy/grafana/deskbridge.json"))
-        .unwrap();
+    let text =
+        std::fs::read_to_string(common::repo().join("deploy/grafana/deskbridge.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -103,12 +107,22 @@ fn the_dashboard_has_grafanas_structure() {
         let mut refs = BTreeSet::new();
         for t in targets {
             assert!(refs.insert(t["refId"].as_str().unwrap().to_string()));
-            assert!(t["expr"].as_str().is_some_and(|e| e.contains("deskbridge_")));
+            assert!(t["expr"]
+                .as_str()
+                .is_some_and(|e| e.contains("deskbridge_")));
         }
         titles.push(p["title"].as_str().unwrap().to_string());
     }
     // What the issue asks the dashboard to show.
-    for wanted in ["Hooks", "Delivery attempts", "latency", "duration", "Backlog", "Oldest", "Breaker"] {
+    for wanted in [
+        "Hooks",
+        "Delivery attempts",
+        "latency",
+        "duration",
+        "Backlog",
+        "Oldest",
+        "Breaker",
+    ] {
         assert!(
             titles.iter().any(|t| t.contains(wanted)),
             "no panel about {wanted}: {titles:?}"

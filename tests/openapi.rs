@@ -4,6 +4,7 @@
 //! every answer they get through `common::documented`; this one covers the statuses they
 //! do not reach). `.ci/run` also validates it against the OpenAPI 3.1 schema and runs
 //! schemathesis against a running instance.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
 
@@ -142,14 +143,21 @@ async fn it_is_served_behind_the_api_authentication_and_every_status_is_document
     }
     // Admin errors.
     assert_eq!(
-        get("/admin/api/conversations?kind=chats", Some(ADMIN)).await.status(),
+        get("/admin/api/conversations?kind=chats", Some(ADMIN))
+            .await
+            .status(),
         400
     );
     assert_eq!(
-        get("/admin/api/deliveries/12345", Some(ADMIN)).await.status(),
+        get("/admin/api/deliveries/12345", Some(ADMIN))
+            .await
+            .status(),
         404
     );
-    assert_eq!(get("/admin/api/overview", Some("wrong")).await.status(), 401);
+    assert_eq!(
+        get("/admin/api/overview", Some("wrong")).await.status(),
+        401
+    );
 
     // Hook answers: accepted, duplicate, 400, 422, 413, 401 (then 429 once limited).
     let chat = common::sample("chat.json");
@@ -192,5 +200,11 @@ fn answers_the_document_does_not_describe_are_refused() {
     assert!(!spec
         .response_errors("GET", "/metrics", 200, Some("application/json"), b"{}")
         .is_empty());
-    assert_documented("GET", "/healthz", 200, Some("application/json"), br#"{"status":"ok"}"#);
+    assert_documented(
+        "GET",
+        "/healthz",
+        200,
+        Some("application/json"),
+        br#"{"status":"ok"}"#,
+    );
 }

@@ -4,6 +4,7 @@
 //! it, and each attempt as a child of the arrival and linked to it, with render, HTTP and
 //! record spans inside. No visitor data in the exported bytes; the webhook receives a
 //! `traceparent` of that trace; log lines carry the trace id.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
 
@@ -271,7 +272,10 @@ async fn one_conversation_is_one_trace_from_the_hook_to_every_attempt() {
     }
     // Log lines of the attempts carry the trace id.
     let delivered = server.wait_for_log("\"delivered\"");
-    assert!(delivered.contains(&format!("\"trace_id\":\"{trace}\"")), "{delivered}");
+    assert!(
+        delivered.contains(&format!("\"trace_id\":\"{trace}\"")),
+        "{delivered}"
+    );
 }
 
 #[tokio::test]

@@ -173,7 +173,8 @@ impl Renderer {
 
     /// Renders `name` against `ctx`; `*.json.hbs` output must parse as JSON.
     pub fn render(&self, name: &str, ctx: &Context) -> Result<String, RenderError> {
-        let mut span = crate::telemetry::trace::child("render", crate::telemetry::trace::Kind::Internal);
+        let mut span =
+            crate::telemetry::trace::child("render", crate::telemetry::trace::Kind::Internal);
         span.set("deskbridge.template", name);
         let rendered = self.render_unspanned(name, ctx);
         if let Err(e) = &rendered {

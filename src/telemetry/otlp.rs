@@ -194,13 +194,12 @@ fn encode_span(out: &mut Vec<u8>, span: &SpanData) {
     for link in &span.links {
         message(out, 13, |m| encode_link(m, link));
     }
-    message(out, 15, |status| match &span.error {
-        // STATUS_CODE_ERROR with its message.
-        Some(reason) => {
+    message(out, 15, |status| {
+        // STATUS_CODE_ERROR with its message; an empty status is UNSET.
+        if let Some(reason) = &span.error {
             bytes_field(status, 2, reason.as_bytes());
             varint_field(status, 3, 2);
         }
-        None => {}
     });
     // Sampled.
     fixed32_field(out, 16, 1);

@@ -26,7 +26,11 @@ impl HookTrace {
     /// A hook request arrived now; nothing is recorded when `tracer` is `None`.
     pub fn start(tracer: Option<&Tracer>) -> Self {
         Self {
-            arrived: if tracer.is_some() { trace::now_nanos() } else { 0 },
+            arrived: if tracer.is_some() {
+                trace::now_nanos()
+            } else {
+                0
+            },
             tracer: tracer.cloned(),
             ids: None,
             commit: Span::none(),
@@ -136,8 +140,14 @@ pub fn attempt_span(tracer: Option<&Tracer>, claimed: &Claimed, destination: &st
         Kind::Consumer,
     );
     span.link(ingest);
-    span.set("deskbridge.conversation.key", claimed.conversation.key.as_str());
-    span.set("deskbridge.conversation.version", claimed.conversation.version);
+    span.set(
+        "deskbridge.conversation.key",
+        claimed.conversation.key.as_str(),
+    );
+    span.set(
+        "deskbridge.conversation.version",
+        claimed.conversation.version,
+    );
     span.set("deskbridge.destination", destination);
     span.set("deskbridge.delivery.id", claimed.id);
     span.set("deskbridge.attempt", claimed.attempts + 1);

@@ -25,11 +25,7 @@ pub struct SpanContext {
 impl SpanContext {
     /// The W3C `traceparent` value of this span (sampled).
     pub fn traceparent(&self) -> String {
-        format!(
-            "00-{}-{}-01",
-            hex(&self.trace_id),
-            hex(&self.span_id)
-        )
+        format!("00-{}-{}-01", hex(&self.trace_id), hex(&self.span_id))
     }
 
     /// The trace id as 32 hex digits, as log lines carry it.

@@ -168,7 +168,8 @@ impl Lane {
                         finished.elapsed.as_secs_f64(),
                     );
                     let held = lock(&in_flight).get(&id).copied().unwrap_or(claimed.held());
-                    let recording = span.child("store.record", crate::telemetry::trace::Kind::Internal);
+                    let recording =
+                        span.child("store.record", crate::telemetry::trace::Kind::Internal);
                     record(&lane.store, id, held, finished).await;
                     drop(recording);
                     drop(span);

@@ -214,7 +214,11 @@ impl TestApp {
 
 /// Checks `response` against docs/openapi.yaml ([`openapi::assert_documented`]) and gives
 /// it back, unread.
-pub async fn documented(method: &str, path: &str, response: reqwest::Response) -> reqwest::Response {
+pub async fn documented(
+    method: &str,
+    path: &str,
+    response: reqwest::Response,
+) -> reqwest::Response {
     let status = response.status();
     let headers = response.headers().clone();
     let body = response.bytes().await.unwrap();

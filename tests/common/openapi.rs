@@ -261,7 +261,9 @@ impl Spec {
             response = self.resolve(reference);
         }
         if response.is_null() {
-            return vec![format!("{method} {route} does not document status {status}")];
+            return vec![format!(
+                "{method} {route} does not document status {status}"
+            )];
         }
         let media = content_type
             .map(|c| c.split(';').next().unwrap_or_default().trim().to_string())
@@ -276,7 +278,10 @@ impl Spec {
             return vec![format!("no content type; documented: {:?}", content.keys())];
         };
         let Some(described) = content.get(&media) else {
-            return vec![format!("content type {media} is not one of {:?}", content.keys())];
+            return vec![format!(
+                "content type {media} is not one of {:?}",
+                content.keys()
+            )];
         };
         if media != "application/json" {
             return Vec::new();
