@@ -9,6 +9,7 @@ use crate::metrics::Metrics;
 use crate::receiver::{self, ReceiverState};
 use crate::render::{RenderError, Renderer};
 use crate::store::Store;
+use crate::telemetry::otlp::{Exporter, Tracer};
 use crate::telemetry::MaskedRootSpan;
 use crate::worker::{Wakers, Worker};
 use actix_web::{web, App, HttpServer};
@@ -108,6 +109,9 @@ pub struct Application {
     admin: web::Data<AdminState>,
     store: Store,
     metrics: Arc<Metrics>,
+    /// The trace exporter and its task, when `telemetry.otlp_endpoint` is set (read at start;
+    /// a reload does not change it).
+    exporter: Option<(Arc<Exporter>, tokio::task::JoinHandle<()>)>,
     role: Role,
     config_path: std::path::PathBuf,
     /// What a reload cannot change: the store URL and the listen address.
@@ -158,6 +162,13 @@ impl Application {
                 "deliveries in flight at the last stop are due again"
             );
         }
+        let exporter = Tracer::from_settings(&settings.telemetry)
+            .context("starting the trace exporter")?
+            .map(|e| {
+                let e = Arc::new(e);
+                (e.clone(), e.spawn())
+            });
+        let tracer = exporter.as_ref().map(|(e, _)| e.tracer());
         let names: Vec<String> = settings.destinations.keys().cloned().collect();
         let metrics = Arc::new(Metrics::new(&names));
         let wakers = Wakers::new(&names);
@@ -169,6 +180,7 @@ impl Application {
             metrics.clone(),
             wakers.clone(),
             limiter.clone(),
+            tracer.clone(),
         ));
         let admin = web::Data::new(AdminState::new(
             &settings,
@@ -218,7 +230,14 @@ impl Application {
         } else {
             Vec::new()
         };
-        let worker = Worker::start(store.clone(), lanes, &settings, metrics.clone(), &wakers);
+        let worker = Worker::start(
+            store.clone(),
+            lanes,
+            &settings,
+            metrics.clone(),
+            &wakers,
+            tracer,
+        );
         tracing::info!(listen = %settings.server.listen, port, role = ?role, "deskbridge is listening");
         Ok(Self {
             port,
@@ -230,6 +249,7 @@ impl Application {
             admin,
             store,
             metrics,
+            exporter,
             role,
             config_path,
             fixed: (settings.store.url.clone(), settings.server.listen.clone()),
@@ -267,6 +287,10 @@ impl Application {
         }
         let served = server.await;
         self.worker.shutdown().await;
+        if let Some((exporter, task)) = self.exporter.take() {
+            exporter.flush().await;
+            task.abort();
+        }
         tracing::info!("stopped");
         served.context("server task")?.context("server")
     }
@@ -310,6 +334,7 @@ impl Application {
             &settings,
             self.metrics.clone(),
             &wakers,
+            self.exporter.as_ref().map(|(e, _)| e.tracer()),
         );
         std::mem::replace(&mut self.worker, new).shutdown().await;
         self.retention.abort();

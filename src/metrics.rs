@@ -39,6 +39,16 @@ const HOOK_OUTCOMES: [(HookOutcome, &str); 8] = [
     (HookOutcome::Unavailable, "unavailable"),
 ];
 
+impl HookOutcome {
+    /// The `outcome` label of `deskbridge_hooks_received_total`.
+    pub fn label(self) -> &'static str {
+        HOOK_OUTCOMES
+            .iter()
+            .find(|(o, _)| *o == self)
+            .map_or("unknown", |(_, label)| label)
+    }
+}
+
 /// How a delivery attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptOutcome {
@@ -52,8 +62,25 @@ pub enum AttemptOutcome {
     Deferred,
 }
 
+impl AttemptOutcome {
+    /// The `outcome` label of `deskbridge_delivery_attempts_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::Retry => "retry",
+            Self::Dead => "dead",
+            Self::Deferred => "deferred",
+        }
+    }
+}
+
 /// Upper bounds (seconds) of the attempt duration histogram.
 const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
+
+/// Upper bounds (seconds) of the hook-to-commit histogram.
+const COMMIT_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
 
 /// A destination's health as the lane that delivers it now last announced it, for the
 /// dashboard.
@@ -108,6 +135,10 @@ struct DestinationMetrics {
 /// All counters of one process.
 pub struct Metrics {
     hooks: [AtomicU64; HOOK_OUTCOMES.len()],
+    /// Hook arrival to committed answer, accepted hooks only.
+    commit_buckets: [AtomicU64; COMMIT_BUCKETS.len()],
+    commit_count: AtomicU64,
+    commit_sum_micros: AtomicU64,
     destinations: RwLock<HashMap<String, Arc<DestinationMetrics>>>,
 }
 
@@ -116,6 +147,9 @@ impl Metrics {
     pub fn new<'a>(destinations: impl IntoIterator<Item = &'a String>) -> Self {
         Self {
             hooks: Default::default(),
+            commit_buckets: Default::default(),
+            commit_count: AtomicU64::new(0),
+            commit_sum_micros: AtomicU64::new(0),
             destinations: RwLock::new(
                 destinations
                     .into_iter()
@@ -147,6 +181,18 @@ impl Metrics {
         if let Some(i) = HOOK_OUTCOMES.iter().position(|(o, _)| *o == outcome) {
             self.hooks[i].fetch_add(1, Relaxed);
         }
+    }
+
+    /// Observes the time from a hook's arrival to its committed answer (accepted hooks).
+    pub fn hook_committed(&self, seconds: f64) {
+        for (i, bound) in COMMIT_BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                self.commit_buckets[i].fetch_add(1, Relaxed);
+            }
+        }
+        self.commit_count.fetch_add(1, Relaxed);
+        self.commit_sum_micros
+            .fetch_add((seconds * 1e6) as u64, Relaxed);
     }
 
     /// Counts one attempt and its duration.
@@ -262,6 +308,26 @@ impl Metrics {
                 "deskbridge_hooks_received_total{{outcome=\"{label}\"}} {n}"
             )?;
         }
+        writeln!(out, "# HELP deskbridge_hook_commit_duration_seconds Time from a hook's arrival to its committed answer (accepted hooks).")?;
+        writeln!(
+            out,
+            "# TYPE deskbridge_hook_commit_duration_seconds histogram"
+        )?;
+        for (i, bound) in COMMIT_BUCKETS.iter().enumerate() {
+            let n = self.commit_buckets[i].load(Relaxed);
+            writeln!(
+                out,
+                "deskbridge_hook_commit_duration_seconds_bucket{{le=\"{bound}\"}} {n}"
+            )?;
+        }
+        let count = self.commit_count.load(Relaxed);
+        let sum = self.commit_sum_micros.load(Relaxed) as f64 / 1e6;
+        writeln!(
+            out,
+            "deskbridge_hook_commit_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        )?;
+        writeln!(out, "deskbridge_hook_commit_duration_seconds_sum {sum}")?;
+        writeln!(out, "deskbridge_hook_commit_duration_seconds_count {count}")?;
         let destinations = self
             .destinations
             .read()
@@ -351,6 +417,7 @@ mod tests {
         let names = vec!["a".to_string()];
         let m = Metrics::new(&names);
         m.hook(HookOutcome::Accepted);
+        m.hook_committed(0.003);
         m.attempt("a", AttemptOutcome::Done, 0.02);
         let text = m.render(
             Some(Stats {
@@ -365,6 +432,10 @@ mod tests {
         assert!(text.contains("le=\"0.025\"} 1"));
         assert!(text.contains("le=\"0.01\"} 0"));
         assert!(text.contains("deskbridge_deliveries_pending 3"));
+        assert!(text.contains("deskbridge_hook_commit_duration_seconds_bucket{le=\"0.0025\"} 0"));
+        assert!(text.contains("deskbridge_hook_commit_duration_seconds_bucket{le=\"0.005\"} 1"));
+        assert!(text.contains("deskbridge_hook_commit_duration_seconds_count 1"));
+        assert_eq!(HookOutcome::TooLarge.label(), "too_large");
         assert!(text.contains("deskbridge_oldest_pending_delivery_age_seconds 3"));
     }
 

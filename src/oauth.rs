@@ -200,6 +200,17 @@ impl TokenSource {
     }
 
     async fn renew(&self, stale: Option<&str>) -> Result<Cached, TokenError> {
+        let mut span =
+            crate::telemetry::trace::child("oauth.token", crate::telemetry::trace::Kind::Internal);
+        span.set("deskbridge.oauth.who", self.endpoint.who.clone());
+        let renewed = span.within(self.renew_unspanned(stale)).await;
+        if let Err(e) = &renewed {
+            span.fail(crate::telemetry::spans::reason(&e.to_string()));
+        }
+        renewed
+    }
+
+    async fn renew_unspanned(&self, stale: Option<&str>) -> Result<Cached, TokenError> {
         match self.settings.grant {
             OAuthGrant::ClientCredentials => {
                 let scope = self

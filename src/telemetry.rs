@@ -1,6 +1,11 @@
 //! Tracing setup (text or JSON lines, text fields escaped so that no value can forge a line)
 //! and the root span of each HTTP request, which names the route pattern, never the path: the
-//! hook path holds the secret token.
+//! hook path holds the secret token. OpenTelemetry traces live in [`trace`], [`spans`] and
+//! [`otlp`].
+
+pub mod otlp;
+pub mod spans;
+pub mod trace;
 
 use crate::config::{LogFormat, LogSettings};
 use actix_web::body::MessageBody;
@@ -146,6 +151,7 @@ impl RootSpanBuilder for MaskedRootSpan {
             route = %route,
             request_id = %request_id,
             status = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
         )
     }
 

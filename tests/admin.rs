@@ -78,6 +78,7 @@ async fn api(app: &TestApp, path: &str) -> (StatusCode, Value) {
         .send()
         .await
         .unwrap();
+    let response = common::documented("GET", path, response).await;
     let status = response.status();
     (status, response.json().await.unwrap())
 }
@@ -90,6 +91,7 @@ async fn api_post(app: &TestApp, path: &str, body: Value) -> (StatusCode, Value)
         .send()
         .await
         .unwrap();
+    let response = common::documented("POST", path, response).await;
     let status = response.status();
     (status, response.json().await.unwrap())
 }
@@ -1138,6 +1140,7 @@ async fn api_at(port: u16, path: &str) -> (StatusCode, Value) {
         .send()
         .await
         .unwrap();
+    let response = common::documented("GET", path, response).await;
     let status = response.status();
     (status, response.json().await.unwrap())
 }

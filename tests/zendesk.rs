@@ -3,8 +3,7 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
-#[path = "common/openapi.rs"]
-mod openapi;
+use common::openapi;
 
 use common::{
     attempts, conversation, deliveries, eventually, header, json_body, requests_at, sample,

@@ -206,6 +206,14 @@ async fn retry(req: HttpRequest, state: web::Data<AdminState>, payload: web::Pay
     Ok(HttpResponse::Ok().json(json!({ "replayed": replayed })))
 }
 
+/// This API's OpenAPI document (docs/openapi.yaml) as JSON.
+async fn openapi(req: HttpRequest, state: web::Data<AdminState>) -> Answer {
+    state.authenticate(&req)?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(super::openapi::json()))
+}
+
 async fn not_found() -> Answer {
     Err(AdminError::NotFound("no such admin API endpoint (see docs/ADMIN.md)".into()).into())
 }
@@ -214,6 +222,7 @@ async fn not_found() -> Answer {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api")
+            .route("/openapi.json", web::get().to(openapi))
             .route("/overview", web::get().to(overview))
             .route("/conversations", web::get().to(conversations))
             .route("/conversations/{key}", web::get().to(conversation))

@@ -13,6 +13,7 @@ mod assets;
 mod auth;
 mod error;
 mod notice;
+mod openapi;
 mod pages;
 mod signin;
 mod templating;

@@ -5,6 +5,7 @@ mod destinations;
 mod email;
 mod load;
 mod recipes;
+mod telemetry;
 mod types;
 mod validate;
 mod yaml;
@@ -13,6 +14,7 @@ pub use destinations::*;
 pub use email::{EmailSettings, EmailTls, MIN_MESSAGE_BYTES};
 pub use load::{from_text, load, serde_problem, ConfigError, Problems};
 pub use recipes::{shipped as shipped_recipes, BUILT_IN_KINDS};
+pub use telemetry::TelemetrySettings;
 pub use types::{HumanDuration, IpNet, Secret, SecretList};
 pub use yaml::parse as parse_yaml;
 
@@ -41,6 +43,9 @@ pub struct Settings {
     /// Where destination health changes are announced.
     #[serde(default)]
     pub alerts: AlertSettings,
+    /// OpenTelemetry traces.
+    #[serde(default)]
+    pub telemetry: TelemetrySettings,
     /// Destinations by name, in file order.
     #[serde(default)]
     pub destinations: IndexMap<String, DestinationSettings>,

@@ -147,6 +147,14 @@ pub fn validate(settings: &Settings, out: &mut Problems) {
     if let Some(url) = &settings.alerts.webhook_url {
         http_url("alerts.webhook_url", url, out);
     }
+    if let Some(url) = settings.telemetry.otlp_endpoint.as_deref() {
+        if !url.trim().is_empty() {
+            http_url("telemetry.otlp_endpoint", url.trim(), out);
+        }
+    }
+    if settings.telemetry.service_name.trim().is_empty() {
+        out.add("telemetry.service_name", "must not be empty");
+    }
     for (name, destination) in &settings.destinations {
         let at = format!("destinations.{name}");
         let (_, concurrency, breaker) = destination.health();

@@ -30,10 +30,30 @@ impl Exchange {
 }
 
 /// Sends `request`; a network error or timeout is a retryable failure, any response is
-/// returned for the destination to classify.
+/// returned for the destination to classify. Under a traced attempt, the request is a span of
+/// its own and carries it as W3C `traceparent`, so the receiver's spans join the trace.
 pub async fn exchange(
     client: &reqwest::Client,
     request: &Request,
+) -> Result<Exchange, DeliveryError> {
+    let mut span = crate::telemetry::spans::http_request(&request.method, &request.url);
+    let result = send_request(client, request, span.context()).await;
+    match &result {
+        Ok(response) => {
+            span.set("http.response.status_code", response.status);
+            if response.status >= 400 {
+                span.fail(format!("HTTP {}", response.status));
+            }
+        }
+        Err(e) => span.fail(crate::telemetry::spans::reason(&e.to_string())),
+    }
+    result
+}
+
+async fn send_request(
+    client: &reqwest::Client,
+    request: &Request,
+    trace: Option<crate::telemetry::trace::SpanContext>,
 ) -> Result<Exchange, DeliveryError> {
     let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|_| {
         DeliveryError::Permanent {
@@ -45,6 +65,9 @@ pub async fn exchange(
     let mut builder = client.request(method, &request.url);
     for (name, value, _) in &request.headers {
         builder = builder.header(name, value);
+    }
+    if let Some(trace) = trace {
+        builder = builder.header("traceparent", trace.traceparent());
     }
     if !request.body.is_empty() {
         builder = builder.body(request.body.clone());

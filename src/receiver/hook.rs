@@ -4,6 +4,7 @@ use super::{ReceiveError, ReceiverState};
 use crate::metrics::HookOutcome;
 use crate::smartsupp::{self, Identity, Stored};
 use crate::store::{now_ms, Ingested, NewConversation};
+use crate::telemetry::spans::HookTrace;
 use actix_web::{web, HttpRequest, HttpResponse};
 use sha2::{Digest, Sha256};
 
@@ -26,11 +27,25 @@ pub async fn receive(
             .insert_header((actix_web::http::header::ALLOW, "POST"))
             .finish());
     }
-    let result = accept(&req, token, payload, &state).await;
+    let arrived = std::time::Instant::now();
+    let mut trace = HookTrace::start(state.tracer.as_ref());
+    let result = accept(&req, token, payload, &state, &mut trace).await;
     match &result {
-        Ok((_, outcome)) => state.metrics.hook(*outcome),
+        Ok((response, outcome)) => {
+            state.metrics.hook(*outcome);
+            if *outcome == HookOutcome::Accepted {
+                state
+                    .metrics
+                    .hook_committed(arrived.elapsed().as_secs_f64());
+            }
+            trace.finish(response.status().as_u16(), outcome.label());
+        }
         Err(e) => {
             state.metrics.hook(e.outcome());
+            trace.finish(
+                actix_web::ResponseError::status_code(e).as_u16(),
+                e.outcome().label(),
+            );
             if let ReceiveError::Unavailable(cause) = e {
                 tracing::error!(error = %cause, "hook refused: store unavailable");
             } else {
@@ -46,6 +61,7 @@ async fn accept(
     token: &str,
     payload: web::Payload,
     state: &ReceiverState,
+    trace: &mut HookTrace,
 ) -> Result<(HttpResponse, HookOutcome), ReceiveError> {
     let live = state.live();
     let client = super::client(req, &live.trusted_proxies);
@@ -69,6 +85,8 @@ async fn accept(
         .map_err(|_| ReceiveError::TooLarge(limit))?
         .map_err(|e| ReceiveError::Read(e.to_string()))?;
     let identity = Identity::read(&body)?;
+    let digest: [u8; 32] = Sha256::digest(&body).into();
+    trace.identified(&identity.key, &digest);
     let received_at = now_ms();
     let destinations = if live.router.needs_context() {
         let stored = Stored {
@@ -84,7 +102,7 @@ async fn accept(
     };
     let conversation = NewConversation {
         key: identity.key,
-        digest: Sha256::digest(&body).into(),
+        digest,
         raw: body,
         received_at,
         client_ip: client.map(|c| c.ip.to_string()),
@@ -103,11 +121,17 @@ async fn accept(
         .filter(|r| r.error.is_none())
         .map(|r| r.destination.clone())
         .collect();
-    let ingested = state
-        .store
-        .ingest(conversation)
-        .await
-        .map_err(ReceiveError::Unavailable)?;
+    trace.commit_started();
+    let ingested = state.store.ingest(conversation).await;
+    trace.committed(match &ingested {
+        Ok(Ingested::Accepted {
+            version,
+            deliveries,
+        }) => Ok(Some((*version, *deliveries))),
+        Ok(Ingested::Duplicate) => Ok(None),
+        Err(_) => Err("the store could not commit"),
+    });
+    let ingested = ingested.map_err(ReceiveError::Unavailable)?;
     match ingested {
         Ingested::Accepted {
             version,

@@ -27,6 +27,8 @@ pub struct ReceiverState {
     metrics: Arc<Metrics>,
     /// Failed hook tokens count here, with failed admin credentials.
     limiter: Arc<Limiter>,
+    /// Where spans go, when traces are on.
+    tracer: Option<crate::telemetry::otlp::Tracer>,
 }
 
 /// The configuration-dependent part of the receiver.
@@ -50,12 +52,14 @@ impl ReceiverState {
         metrics: Arc<Metrics>,
         wakers: Wakers,
         limiter: Arc<Limiter>,
+        tracer: Option<crate::telemetry::otlp::Tracer>,
     ) -> Self {
         Self {
             live: RwLock::new(Arc::new(Live::new(settings, renderer, wakers))),
             store,
             metrics,
             limiter,
+            tracer,
         }
     }
 

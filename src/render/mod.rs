@@ -173,6 +173,17 @@ impl Renderer {
 
     /// Renders `name` against `ctx`; `*.json.hbs` output must parse as JSON.
     pub fn render(&self, name: &str, ctx: &Context) -> Result<String, RenderError> {
+        let mut span =
+            crate::telemetry::trace::child("render", crate::telemetry::trace::Kind::Internal);
+        span.set("deskbridge.template", name);
+        let rendered = self.render_unspanned(name, ctx);
+        if let Err(e) = &rendered {
+            span.fail(crate::telemetry::spans::reason(&e.to_string()));
+        }
+        rendered
+    }
+
+    fn render_unspanned(&self, name: &str, ctx: &Context) -> Result<String, RenderError> {
         self.require(name)?;
         let mode = EscapeMode::for_name(name);
         let rendered = match mode {

@@ -33,6 +33,7 @@ pub struct Finished {
     version = claimed.conversation.version,
     destination = destination.name(),
     attempt = claimed.attempts + 1,
+    trace_id = tracing::field::Empty,
 ))]
 pub async fn attempt(
     destination: &dyn Destination,
@@ -40,6 +41,9 @@ pub async fn attempt(
     schedule: &[Duration],
     progress: Progress,
 ) -> Finished {
+    if let Some(trace_id) = crate::telemetry::trace::current_trace_id() {
+        tracing::Span::current().record("trace_id", trace_id);
+    }
     let started_at = now_ms();
     let clock = Instant::now();
     let sent = SentLog::default();

@@ -37,6 +37,8 @@ pub struct Lane {
     pub alerts: Option<Alerts>,
     /// This lane's generation ([`Metrics::lane_started`]): what it may announce.
     pub generation: u64,
+    /// Where the attempts' spans go, when traces are on.
+    pub tracer: Option<crate::telemetry::otlp::Tracer>,
 }
 
 /// Deliveries this lane is attempting, with the number of the latest claim on each: an
@@ -129,14 +131,27 @@ impl Lane {
                 let in_flight = in_flight.clone();
                 tokio::spawn(async move {
                     let id = claimed.id;
-                    let progress = Progress::kept(lane.store.clone(), id, claimed.held());
-                    let finished = attempt(
-                        lane.destination.as_ref(),
+                    let mut span = crate::telemetry::spans::attempt_span(
+                        lane.tracer.as_ref(),
                         &claimed,
-                        &lane.settings.schedule,
-                        progress,
-                    )
-                    .await;
+                        lane.destination.name(),
+                    );
+                    let progress = Progress::kept(lane.store.clone(), id, claimed.held());
+                    let finished = span
+                        .within(attempt(
+                            lane.destination.as_ref(),
+                            &claimed,
+                            &lane.settings.schedule,
+                            progress,
+                        ))
+                        .await;
+                    span.set("deskbridge.outcome", finished.decision.outcome.label());
+                    if let Some(status) = finished.record.status {
+                        span.set("http.response.status_code", status);
+                    }
+                    if let Some(error) = &finished.record.error {
+                        span.fail(crate::telemetry::spans::reason(error));
+                    }
                     // The breaker hears the outcome before the slot is free again, so a
                     // delivery claimed ahead sees a pause at once.
                     let changed = lock(&lane.breaker).record(
@@ -155,7 +170,11 @@ impl Lane {
                         finished.elapsed.as_secs_f64(),
                     );
                     let held = lock(&in_flight).get(&id).copied().unwrap_or(claimed.held());
+                    let recording =
+                        span.child("store.record", crate::telemetry::trace::Kind::Internal);
                     record(&lane.store, id, held, finished).await;
+                    drop(recording);
+                    drop(span);
                     lock(&in_flight).remove(&id);
                     drop(task);
                     lane.wake.notify_one();

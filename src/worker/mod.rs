@@ -86,6 +86,7 @@ impl Worker {
         config: &crate::config::Settings,
         metrics: Arc<Metrics>,
         wakers: &Wakers,
+        tracer: Option<crate::telemetry::otlp::Tracer>,
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
         let alerts = alerts::Alerts::new(config.alerts.webhook_url.as_deref());
@@ -114,6 +115,7 @@ impl Worker {
                     pacer: rate.map(crate::destinations::pacing::Pacer::new),
                     breaker: std::sync::Mutex::new(breaker::Breaker::new(breaker)),
                     alerts: alerts.clone(),
+                    tracer: tracer.clone(),
                 };
                 tokio::spawn(lane.run(stopped.clone()))
             })

@@ -2,6 +2,7 @@
 //! destinations, and helpers to read the store and wait for conditions with a deadline.
 #![allow(dead_code)]
 
+pub mod openapi;
 pub mod process;
 pub mod smtp;
 
@@ -37,6 +38,8 @@ pub struct TestConfig {
     pub store_url: Option<String>,
     /// `alerts.webhook_url`.
     pub alerts: Option<String>,
+    /// More top-level sections (YAML at column 0), e.g. `telemetry:`.
+    pub sections: String,
 }
 
 impl Default for TestConfig {
@@ -49,6 +52,7 @@ impl Default for TestConfig {
             templates: Vec::new(),
             store_url: None,
             alerts: None,
+            sections: String::new(),
         }
     }
 }
@@ -87,7 +91,7 @@ impl TestConfig {
              delivery:\n{}\
              templates:\n  dir: \"{}\"\n\
              log:\n{}\
-             {}destinations:\n{}",
+             {}{}destinations:\n{}",
             self.server_extra,
             self.store_url
                 .clone()
@@ -99,6 +103,7 @@ impl TestConfig {
                 .as_ref()
                 .map(|u| format!("alerts:\n  webhook_url: \"{u}\"\n"))
                 .unwrap_or_default(),
+            self.sections,
             self.destinations
         );
         let path = dir.join("deskbridge.yaml");
@@ -169,19 +174,23 @@ impl TestApp {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    /// POSTs `body` to the hook URL with the test token.
+    /// POSTs `body` to the hook URL with the test token; the answer must be one that
+    /// docs/openapi.yaml describes.
     pub async fn post_hook(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
-        self.client
+        let response = self
+            .client
             .post(self.url(&format!("/hooks/smartsupp/{TOKEN}")))
             .body(body)
             .send()
             .await
-            .unwrap()
+            .unwrap();
+        documented("POST", &format!("/hooks/smartsupp/{TOKEN}"), response).await
     }
 
     /// The Prometheus text of `/metrics`.
     pub async fn metrics(&self) -> String {
         let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        let response = documented("GET", "/metrics", response).await;
         response.text().await.unwrap()
     }
 
@@ -201,6 +210,26 @@ impl TestApp {
             .map(|fresh| std::mem::replace(&mut self.dir, fresh))
             .unwrap()
     }
+}
+
+/// Checks `response` against docs/openapi.yaml ([`openapi::assert_documented`]) and gives
+/// it back, unread.
+pub async fn documented(
+    method: &str,
+    path: &str,
+    response: reqwest::Response,
+) -> reqwest::Response {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.bytes().await.unwrap();
+    let content_type = headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    openapi::assert_documented(method, path, status.as_u16(), content_type, &body);
+    let mut rebuilt = http::Response::new(body);
+    *rebuilt.status_mut() = status;
+    *rebuilt.headers_mut() = headers;
+    reqwest::Response::from(rebuilt)
 }
 
 /// The store a test app uses.

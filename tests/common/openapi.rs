@@ -1,7 +1,9 @@
-//! A small OpenAPI 3.0 schema checker for request bodies: `$ref`, `allOf`, `oneOf`,
-//! `anyOf`, `type`, `nullable`, `enum`, `required`, `properties`, `additionalProperties`,
-//! `items`, and the `date-time` and `email` formats. Enough to hold our bodies to Zendesk's
-//! published description; a body it refuses fails the test.
+//! A small OpenAPI 3.0/3.1 schema checker: `$ref`, `allOf`, `oneOf`, `anyOf`, `type` (one or
+//! a list, `null` included), `nullable`, `enum`, `const`, `required`, `properties`,
+//! `additionalProperties`, `items`, `minimum`, `maximum`, and the `date-time` and `email`
+//! formats. Enough to hold our request bodies to Zendesk's published description, and every
+//! answer our HTTP tests receive to docs/openapi.yaml ([`assert_documented`]); a body it
+//! refuses fails the test.
 
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -45,6 +47,11 @@ impl Spec {
         Self {
             root: from_yaml(&docs[0]),
         }
+    }
+
+    /// The whole document.
+    pub fn root(&self) -> &Value {
+        &self.root
     }
 
     /// The JSON request body schema of `method` on `path` (as written in the spec).
@@ -101,18 +108,36 @@ impl Spec {
         if value.is_null() && schema["nullable"] == Value::Bool(true) {
             return;
         }
+        if let Some(expected) = schema.get("const") {
+            if expected != value {
+                errors.push(format!("{at}: {value} is not {expected}"));
+            }
+        }
+        for (key, below) in [("minimum", true), ("maximum", false)] {
+            if let (Some(bound), Some(n)) = (schema[key].as_f64(), value.as_f64()) {
+                if (below && n < bound) || (!below && n > bound) {
+                    errors.push(format!("{at}: {n} is beyond the {key} {bound}"));
+                }
+            }
+        }
         if let Some(choices) = schema["enum"].as_array() {
             if !choices.contains(value) {
                 errors.push(format!("{at}: {value} is not one of {choices:?}"));
             }
         }
-        let ok = match schema["type"].as_str() {
-            Some("object") => value.is_object(),
-            Some("array") => value.is_array(),
-            Some("string") => value.is_string(),
-            Some("integer") => value.is_i64() || value.is_u64(),
-            Some("number") => value.is_number(),
-            Some("boolean") => value.is_boolean(),
+        let is = |t: &str| match t {
+            "object" => value.is_object(),
+            "array" => value.is_array(),
+            "string" => value.is_string(),
+            "integer" => value.is_i64() || value.is_u64(),
+            "number" => value.is_number(),
+            "boolean" => value.is_boolean(),
+            "null" => value.is_null(),
+            _ => true,
+        };
+        let ok = match &schema["type"] {
+            Value::String(t) => is(t),
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).any(is),
             _ => true,
         };
         if !ok {
@@ -156,5 +181,115 @@ impl Spec {
                 self.walk(s, item, &format!("{at}[{i}]"), strict, errors);
             }
         }
+    }
+}
+
+/// docs/openapi.yaml, read once.
+pub fn api() -> &'static Spec {
+    static API: std::sync::OnceLock<Spec> = std::sync::OnceLock::new();
+    API.get_or_init(|| Spec::load(&super::repo().join("docs/openapi.yaml")))
+}
+
+/// Fails the test unless docs/openapi.yaml documents this answer: the route (query left
+/// out), its method and status, the content type, and a JSON body that matches the schema
+/// with no undescribed fields.
+pub fn assert_documented(
+    method: &str,
+    path: &str,
+    status: u16,
+    content_type: Option<&str>,
+    body: &[u8],
+) {
+    let errors = api().response_errors(method, path, status, content_type, body);
+    assert!(
+        errors.is_empty(),
+        "{method} {path} answered {status} ({content_type:?}) {}, which docs/openapi.yaml does not describe: {errors:#?}",
+        String::from_utf8_lossy(body)
+    );
+}
+
+impl Spec {
+    /// The documented route matching `path` (templates match one segment; literal segments
+    /// win over templates).
+    pub fn route(&self, path: &str) -> Option<&str> {
+        let path = path.split('?').next().unwrap_or_default();
+        let given: Vec<&str> = path.split('/').collect();
+        let mut best: Option<(&str, usize)> = None;
+        for template in self.root["paths"].as_object()?.keys() {
+            let parts: Vec<&str> = template.split('/').collect();
+            if parts.len() != given.len() {
+                continue;
+            }
+            let mut literal = 0;
+            let matches = parts.iter().zip(&given).all(|(t, g)| {
+                if t.starts_with('{') && t.ends_with('}') {
+                    !g.is_empty()
+                } else {
+                    literal += 1;
+                    t == g
+                }
+            });
+            if matches && best.is_none_or(|(_, n)| literal > n) {
+                best = Some((template.as_str(), literal));
+            }
+        }
+        best.map(|(t, _)| t)
+    }
+
+    /// Every way an answer differs from the document.
+    pub fn response_errors(
+        &self,
+        method: &str,
+        path: &str,
+        status: u16,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Vec<String> {
+        let Some(route) = self.route(path) else {
+            // No such route: 404 is the only right answer.
+            return match status {
+                404 => Vec::new(),
+                _ => vec![format!("no documented route matches {path}")],
+            };
+        };
+        let operation = &self.root["paths"][route][method.to_lowercase()];
+        if operation.is_null() {
+            return vec![format!("{method} {route} is not documented")];
+        }
+        let mut response = &operation["responses"][status.to_string()];
+        if let Some(reference) = response["$ref"].as_str() {
+            response = self.resolve(reference);
+        }
+        if response.is_null() {
+            return vec![format!(
+                "{method} {route} does not document status {status}"
+            )];
+        }
+        let media = content_type
+            .map(|c| c.split(';').next().unwrap_or_default().trim().to_string())
+            .filter(|c| !c.is_empty());
+        let Some(content) = response["content"].as_object() else {
+            return match (media, body.is_empty()) {
+                (None, true) => Vec::new(),
+                _ => vec![format!("{status} is documented without a body")],
+            };
+        };
+        let Some(media) = media else {
+            return vec![format!("no content type; documented: {:?}", content.keys())];
+        };
+        let Some(described) = content.get(&media) else {
+            return vec![format!(
+                "content type {media} is not one of {:?}",
+                content.keys()
+            )];
+        };
+        if media != "application/json" {
+            return Vec::new();
+        }
+        let value: Value = match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => return vec![format!("the body is not JSON: {e}")],
+        };
+        self.check(&described["schema"], &value, true)
     }
 }
