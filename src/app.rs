@@ -104,6 +104,8 @@ pub struct Application {
     retention: tokio::task::JoinHandle<()>,
     /// Limiter pruning and the sign-out epoch reader.
     background: Vec<tokio::task::JoinHandle<()>>,
+    /// Assembles conversations from Smartsupp events.
+    assembler: crate::receiver::Assembler,
     state: web::Data<ReceiverState>,
     admin: web::Data<AdminState>,
     store: Store,
@@ -219,6 +221,7 @@ impl Application {
             Vec::new()
         };
         let worker = Worker::start(store.clone(), lanes, &settings, metrics.clone(), &wakers);
+        let assembler = crate::receiver::Assembler::start(state.clone());
         tracing::info!(listen = %settings.server.listen, port, role = ?role, "deskbridge is listening");
         Ok(Self {
             port,
@@ -226,6 +229,7 @@ impl Application {
             worker,
             retention,
             background,
+            assembler,
             state,
             admin,
             store,
@@ -262,6 +266,7 @@ impl Application {
         tracing::info!("shutting down: no new hooks, finishing deliveries in flight");
         handle.stop(true).await;
         self.retention.abort();
+        self.assembler.stop();
         for task in &self.background {
             task.abort();
         }

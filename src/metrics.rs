@@ -39,6 +39,49 @@ const HOOK_OUTCOMES: [(HookOutcome, &str); 8] = [
     (HookOutcome::Unavailable, "unavailable"),
 ];
 
+/// How a Webhooks API event request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventOutcome {
+    /// Stored.
+    Accepted,
+    /// Identical to a stored event.
+    Duplicate,
+    /// Answered 200 and counted, not stored (`smartsupp.store_events`).
+    Ignored,
+    /// Refused, as a hook would be (a bad signature counts as unauthorized).
+    Refused(HookOutcome),
+}
+
+/// Labels of [`EventOutcome`], in exposition order.
+const EVENT_OUTCOMES: [&str; 10] = [
+    "accepted",
+    "duplicate",
+    "ignored",
+    "unauthorized",
+    "limited",
+    "bad_request",
+    "unprocessable",
+    "too_large",
+    "unavailable",
+    "other",
+];
+
+impl EventOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Duplicate => "duplicate",
+            Self::Ignored => "ignored",
+            Self::Refused(o) => HOOK_OUTCOMES
+                .iter()
+                .find(|(h, _)| *h == o)
+                .map(|(_, l)| *l)
+                .filter(|l| EVENT_OUTCOMES.contains(l))
+                .unwrap_or("other"),
+        }
+    }
+}
+
 /// How a delivery attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptOutcome {
@@ -108,6 +151,11 @@ struct DestinationMetrics {
 /// All counters of one process.
 pub struct Metrics {
     hooks: [AtomicU64; HOOK_OUTCOMES.len()],
+    events: [AtomicU64; EVENT_OUTCOMES.len()],
+    /// Conversations waiting for assembly, as last read from the store.
+    events_pending: std::sync::atomic::AtomicI64,
+    /// Conversations assembled from events (new versions and duplicates).
+    assembled: AtomicU64,
     destinations: RwLock<HashMap<String, Arc<DestinationMetrics>>>,
 }
 
@@ -116,6 +164,9 @@ impl Metrics {
     pub fn new<'a>(destinations: impl IntoIterator<Item = &'a String>) -> Self {
         Self {
             hooks: Default::default(),
+            events: Default::default(),
+            events_pending: std::sync::atomic::AtomicI64::new(-1),
+            assembled: AtomicU64::new(0),
             destinations: RwLock::new(
                 destinations
                     .into_iter()
@@ -147,6 +198,24 @@ impl Metrics {
         if let Some(i) = HOOK_OUTCOMES.iter().position(|(o, _)| *o == outcome) {
             self.hooks[i].fetch_add(1, Relaxed);
         }
+    }
+
+    /// Counts one Webhooks API event request.
+    pub fn event(&self, outcome: EventOutcome) {
+        let label = outcome.label();
+        if let Some(i) = EVENT_OUTCOMES.iter().position(|l| *l == label) {
+            self.events[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Sets the number of conversations waiting for assembly.
+    pub fn set_events_pending(&self, n: i64) {
+        self.events_pending.store(n, Relaxed);
+    }
+
+    /// Counts one conversation assembled from events.
+    pub fn assembled(&self) {
+        self.assembled.fetch_add(1, Relaxed);
     }
 
     /// Counts one attempt and its duration.
@@ -262,6 +331,37 @@ impl Metrics {
                 "deskbridge_hooks_received_total{{outcome=\"{label}\"}} {n}"
             )?;
         }
+        writeln!(
+            out,
+            "# HELP deskbridge_events_received_total Smartsupp Webhooks API event requests by outcome."
+        )?;
+        writeln!(out, "# TYPE deskbridge_events_received_total counter")?;
+        for (i, label) in EVENT_OUTCOMES.iter().enumerate() {
+            let n = self.events[i].load(Relaxed);
+            writeln!(
+                out,
+                "deskbridge_events_received_total{{outcome=\"{label}\"}} {n}"
+            )?;
+        }
+        writeln!(
+            out,
+            "# HELP deskbridge_events_assembled_total Conversations assembled from Smartsupp events."
+        )?;
+        writeln!(out, "# TYPE deskbridge_events_assembled_total counter")?;
+        writeln!(
+            out,
+            "deskbridge_events_assembled_total {}",
+            self.assembled.load(Relaxed)
+        )?;
+        let waiting = self.events_pending.load(Relaxed);
+        if waiting >= 0 {
+            writeln!(
+                out,
+                "# HELP deskbridge_events_pending Conversations closed by Smartsupp events and waiting for assembly."
+            )?;
+            writeln!(out, "# TYPE deskbridge_events_pending gauge")?;
+            writeln!(out, "deskbridge_events_pending {waiting}")?;
+        }
         let destinations = self
             .destinations
             .read()
@@ -366,6 +466,14 @@ mod tests {
         assert!(text.contains("le=\"0.01\"} 0"));
         assert!(text.contains("deskbridge_deliveries_pending 3"));
         assert!(text.contains("deskbridge_oldest_pending_delivery_age_seconds 3"));
+        assert!(!text.contains("deskbridge_events_pending"));
+        m.event(EventOutcome::Ignored);
+        m.event(EventOutcome::Refused(HookOutcome::Unauthorized));
+        m.set_events_pending(2);
+        let text = m.render(None, 4_000);
+        assert!(text.contains("deskbridge_events_received_total{outcome=\"ignored\"} 1"));
+        assert!(text.contains("deskbridge_events_received_total{outcome=\"unauthorized\"} 1"));
+        assert!(text.contains("deskbridge_events_pending 2"));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod destinations;
 mod email;
 mod load;
+mod smartsupp;
 mod types;
 mod validate;
 mod yaml;
@@ -11,6 +12,7 @@ mod yaml;
 pub use destinations::*;
 pub use email::{EmailSettings, EmailTls, MIN_MESSAGE_BYTES};
 pub use load::{from_text, load, ConfigError, Problems};
+pub use smartsupp::{SmartsuppSettings, DEFAULT_API_BASE_URL};
 pub use types::{HumanDuration, IpNet, Secret, SecretList};
 
 use indexmap::IndexMap;
@@ -38,6 +40,9 @@ pub struct Settings {
     /// Where destination health changes are announced.
     #[serde(default)]
     pub alerts: AlertSettings,
+    /// Smartsupp's Webhooks API (signed events) and REST API.
+    #[serde(default)]
+    pub smartsupp: SmartsuppSettings,
     /// Destinations by name, in file order.
     #[serde(default)]
     pub destinations: IndexMap<String, DestinationSettings>,

@@ -37,6 +37,8 @@ pub struct TestConfig {
     pub store_url: Option<String>,
     /// `alerts.webhook_url`.
     pub alerts: Option<String>,
+    /// The `smartsupp:` section's keys (indented), if any.
+    pub smartsupp: String,
 }
 
 impl Default for TestConfig {
@@ -49,6 +51,7 @@ impl Default for TestConfig {
             templates: Vec::new(),
             store_url: None,
             alerts: None,
+            smartsupp: String::new(),
         }
     }
 }
@@ -87,7 +90,7 @@ impl TestConfig {
              delivery:\n{}\
              templates:\n  dir: \"{}\"\n\
              log:\n{}\
-             {}destinations:\n{}",
+             {}{}destinations:\n{}",
             self.server_extra,
             self.store_url
                 .clone()
@@ -99,6 +102,11 @@ impl TestConfig {
                 .as_ref()
                 .map(|u| format!("alerts:\n  webhook_url: \"{u}\"\n"))
                 .unwrap_or_default(),
+            if self.smartsupp.is_empty() {
+                String::new()
+            } else {
+                format!("smartsupp:\n{}", self.smartsupp)
+            },
             self.destinations
         );
         let path = dir.join("deskbridge.yaml");
