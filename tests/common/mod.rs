@@ -2,6 +2,7 @@
 //! destinations, and helpers to read the store and wait for conditions with a deadline.
 #![allow(dead_code)]
 
+pub mod events;
 pub mod process;
 pub mod smtp;
 

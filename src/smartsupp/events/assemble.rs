@@ -68,10 +68,13 @@ pub struct Inputs {
     pub source: Source,
 }
 
-/// A message on its way into the model, with what orders it.
+/// A message on its way into the model, with what orders it: time, then system events that
+/// open (joins) before messages before closes, then a stable tie-breaker (the message id),
+/// so the order never depends on the order events arrived in.
 struct Message {
     at: Option<i64>,
-    order: usize,
+    rank: u8,
+    tie: String,
     value: Value,
 }
 
@@ -140,7 +143,13 @@ pub fn assemble(inputs: &Inputs) -> Value {
     let mut order = 0usize;
     let mut events: Vec<&Value> = inputs.events.iter().collect();
     // Smartsupp's time first, then arrival: later states win.
-    events.sort_by_key(|e| e.get("timestamp").and_then(millis).unwrap_or(i64::MAX));
+    events.sort_by_cached_key(|e| {
+        (
+            e.get("timestamp").and_then(millis).unwrap_or(i64::MAX),
+            e["event"].as_str().unwrap_or("").to_string(),
+            e.to_string(),
+        )
+    });
     for event in &events {
         let name = event["event"].as_str().unwrap_or("");
         let data = &event["data"];
@@ -178,10 +187,12 @@ pub fn assemble(inputs: &Inputs) -> Value {
                 } else {
                     "agent.leave"
                 };
+                let agent = data.get("agent_id").and_then(id_of);
                 system.push(Message {
                     at,
-                    order,
-                    value: json!({"code": code, "agent": data.get("agent_id").and_then(id_of)}),
+                    rank: 0,
+                    tie: format!("{code}:{}", agent.clone().unwrap_or_default()),
+                    value: json!({"code": code, "agent": agent}),
                 });
             }
             "conversation.closed" | "conversation.closed_by_contact" => {
@@ -197,7 +208,8 @@ pub fn assemble(inputs: &Inputs) -> Value {
                 system.retain(|m| !m.value["code"].as_str().unwrap_or("").starts_with("close."));
                 system.push(Message {
                     at: closed_at,
-                    order,
+                    rank: 2,
+                    tie: code.to_string(),
                     value: json!({"code": code, "agent": data.get("agent_id").and_then(id_of)}),
                 });
             }
@@ -230,7 +242,7 @@ pub fn assemble(inputs: &Inputs) -> Value {
     // Messages in the legacy shape.
     let mut out: Vec<Message> = Vec::new();
     let mut unnamed_agent = false;
-    for (order, m) in messages.into_values() {
+    for (id, (_, m)) in messages {
         let m = Value::Object(m);
         if m.get("content").is_none() && m.get("sub_type").is_none() {
             continue; // only a delivery receipt
@@ -278,14 +290,20 @@ pub fn assemble(inputs: &Inputs) -> Value {
         if let Some(page) = m.get("page_url").and_then(text) {
             value["pageUrl"] = Value::String(page);
         }
-        out.push(Message { at, order, value });
+        out.push(Message {
+            at,
+            rank: 1,
+            tie: id,
+            value,
+        });
     }
     for s in system {
         let agent = s.value["agent"].as_str().map(str::to_string);
         let name = agent.as_ref().and_then(|a| agent_names.get(a).cloned());
         out.push(Message {
             at: s.at,
-            order: s.order,
+            rank: s.rank,
+            tie: s.tie,
             value: json!({
                 "type": "system", "name": name,
                 "from": agent.map(|a| format!("agent:{a}")).unwrap_or("system".into()),
@@ -293,7 +311,9 @@ pub fn assemble(inputs: &Inputs) -> Value {
             }),
         });
     }
-    out.sort_by_key(|m| (m.at.unwrap_or(i64::MAX), m.order));
+    out.sort_by(|a, b| {
+        (a.at.unwrap_or(i64::MAX), a.rank, &a.tie).cmp(&(b.at.unwrap_or(i64::MAX), b.rank, &b.tie))
+    });
     let pages: Vec<Value> = {
         let mut seen: Vec<String> = Vec::new();
         for m in &out {
