@@ -326,3 +326,116 @@ async fn templates_see_where_a_conversation_came_from() {
     let hook = all.iter().find(|r| json_body(r)["source"] == "hook").unwrap();
     assert_eq!(json_body(hook)["unknown"], json!([]));
 }
+
+/// POSTs a signed event to a `deskbridge serve` process.
+async fn post_to(process: &common::process::Process, event: &Value) -> u16 {
+    let body = event.to_string();
+    reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{}/hooks/smartsupp/events/{}",
+            process.port,
+            common::TOKEN
+        ))
+        .header("X-Smartsupp-Hmac", sign(SECRET, body.as_bytes()))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// A SIGKILL between the events and the close, and another between the close and its
+/// assembly, lose nothing: the assembly is driven from the store.
+#[tokio::test]
+async fn a_sigkill_between_events_and_close_loses_nothing() {
+    use common::process::Process;
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&mock)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = TestConfig::with_destinations(&format!(
+        "  target:\n    kind: webhook\n    url: \"{}/hook\"\n",
+        mock.uri()
+    ));
+    config.log = "  level: \"info\"\n  format: \"json\"\n".into();
+    config.smartsupp = format!("  webhook_secrets: [\"{SECRET}\"]\n  settle: \"2s\"\n");
+    let path = config.write(dir.path());
+    let events = conversation_events();
+    let (close, before) = events.split_last().unwrap();
+
+    let first = Process::start(&path);
+    for e in before {
+        assert_eq!(post_to(&first, e).await, 200);
+    }
+    drop(first); // SIGKILL
+
+    let second = Process::start(&path);
+    assert_eq!(post_to(&second, close).await, 200);
+    drop(second); // SIGKILL within the settle time
+    assert!(mock.received_requests().await.unwrap().is_empty());
+
+    let _third = Process::start(&path);
+    let all = requests_at(&mock, 1).await;
+    let body = json_body(&all[0]);
+    let texts: Vec<&str> = body["data"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        vec![
+            "Vítejte! Jak vám mohu pomoci?",
+            "Dobrý den, mám dotaz na produkt.",
+            "agent.join",
+            "Dobrý den, rádi vám pomůžeme!",
+            "close.agentClose"
+        ]
+    );
+    assert_eq!(body["data"]["meta"]["source"], "events");
+    let db = common::Db::Sqlite(dir.path().join("db.sqlite"));
+    eventually("no assembly left", WAIT, || async {
+        count(&db, "SELECT COUNT(*) FROM smartsupp_assemblies") == 0
+    })
+    .await;
+    assert_eq!(deliveries(&db).len(), 1);
+}
+
+#[test]
+fn render_and_check_accept_a_sequence_of_events() {
+    use common::process::run;
+    let dir = tempfile::tempdir().unwrap();
+    let mock_url = "http://127.0.0.1:9/unused";
+    let config = TestConfig::with_destinations(&format!(
+        "  helpdesk:\n    kind: zendesk\n    base_url: \"{mock_url}\"\n    email: \"agent@acme.example\"\n    api_token: \"tok-123\"\n"
+    ));
+    let path = config.write(dir.path());
+    let ndjson: String = conversation_events()
+        .iter()
+        .map(|e| format!("{e}\n"))
+        .collect();
+    let events = dir.path().join("events.ndjson");
+    std::fs::write(&events, ndjson).unwrap();
+    let (path, events) = (path.to_str().unwrap(), events.to_str().unwrap());
+    let out = run(&["render", "--destination", "helpdesk", "--config", path, events]);
+    assert!(out.ok(), "{}", out.stderr);
+    assert!(out.stdout.contains("# conversation test-account-id-conv-001"), "{}", out.stdout);
+    assert!(out.stdout.contains("POST"), "{}", out.stdout);
+    assert!(out.stdout.contains("jana.novakova@example.com"), "{}", out.stdout);
+    assert!(!out.stdout.contains("tok-123"), "secrets stay masked");
+    let out = run(&["check", "--config", path, events]);
+    assert!(out.ok(), "{}", out.stderr);
+    assert!(out.stdout.contains("1 conversation(s) render"), "{}", out.stdout);
+    // check says why the events route answers 404.
+    assert!(out.stderr.contains("smartsupp.webhook_secrets is empty"), "{}", out.stderr);
+    // An unclosed conversation and a line that is no event say so.
+    std::fs::write(dir.path().join("bad.ndjson"), "{\"event\":\"x\"}\n").unwrap();
+    let bad = dir.path().join("bad.ndjson");
+    let out = run(&["check", "--config", path, bad.to_str().unwrap()]);
+    assert!(!out.ok());
+    assert!(out.stderr.contains("line 1") && out.stderr.contains("data is missing"), "{}", out.stderr);
+}
