@@ -439,3 +439,28 @@ fn render_and_check_accept_a_sequence_of_events() {
     assert!(!out.ok());
     assert!(out.stderr.contains("line 1") && out.stderr.contains("data is missing"), "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn the_dashboard_shows_a_conversations_events_and_origin() {
+    let mock = zendesk().await;
+    let mut config = helpdesk(&mock, smartsupp_yaml(""));
+    let admin = "admin-token-for-events-1234";
+    config.server_extra = format!("  admin_token: \"{admin}\"\n");
+    let app = TestApp::spawn(config).await;
+    for e in conversation_events() {
+        post_event(&app, &e).await;
+    }
+    first_ticket(&mock).await;
+    let page = app
+        .client
+        .get(app.url(&format!("/admin/conversations/{KEY}")))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Assembled from Smartsupp Webhooks API events"), "{html}");
+    assert!(html.contains("<code>conversation.closed</code>"), "{html}");
+    assert!(html.contains("messages not received as events"), "{html}");
+}
