@@ -112,7 +112,12 @@ pub fn context(raw: &[u8], stored: &Stored) -> Result<Value, IdentityError> {
     }
     // An assembled conversation says where it came from; the hook's own fields stay as sent.
     let origin = match root.get("deskbridge") {
-        Some(Value::Object(o)) if matches!(o.get("source").and_then(Value::as_str), Some("events" | "import")) => {
+        Some(Value::Object(o))
+            if matches!(
+                o.get("source").and_then(Value::as_str),
+                Some("events" | "import")
+            ) =>
+        {
             root.shift_remove("deskbridge")
         }
         _ => None,
@@ -123,7 +128,11 @@ pub fn context(raw: &[u8], stored: &Stored) -> Result<Value, IdentityError> {
         None => (Value::from("hook"), Value::Null),
     };
     meta["source"] = source;
-    meta["unknown"] = if unknown.is_array() { unknown } else { Value::Array(Vec::new()) };
+    meta["unknown"] = if unknown.is_array() {
+        unknown
+    } else {
+        Value::Array(Vec::new())
+    };
     root.insert("meta".into(), meta);
     Ok(Value::Object(root))
 }

@@ -36,9 +36,24 @@ async fn signatures_are_checked_before_anything_else() {
     changed[at] = if changed[at] == b' ' { b'\t' } else { b' ' };
     let cases: Vec<(&str, Vec<u8>, Option<String>, u16)> = vec![
         ("valid", body.to_vec(), Some(good.clone()), 200),
-        ("uppercase hex", body.to_vec(), Some(good.to_uppercase()), 200),
-        ("the older secret of a rotation", body.to_vec(), Some(sign(OLD_SECRET, body)), 200),
-        ("wrong secret", body.to_vec(), Some(sign("guess", body)), 401),
+        (
+            "uppercase hex",
+            body.to_vec(),
+            Some(good.to_uppercase()),
+            200,
+        ),
+        (
+            "the older secret of a rotation",
+            body.to_vec(),
+            Some(sign(OLD_SECRET, body)),
+            200,
+        ),
+        (
+            "wrong secret",
+            body.to_vec(),
+            Some(sign("guess", body)),
+            401,
+        ),
         ("missing header", body.to_vec(), None, 401),
         ("not hex", body.to_vec(), Some("xyz".into()), 401),
         ("body changed by one byte", changed, Some(good.clone()), 401),
@@ -73,13 +88,20 @@ async fn bodies_that_are_not_events_say_why() {
         ("[1]", 400, "must be a JSON object"),
         (r#"{"data":{}}"#, 422, "event is missing"),
         (r#"{"event":"conversation.closed"}"#, 422, "data is missing"),
-        (r#"{"event":"conversation.closed","data":"x"}"#, 422, "data must be an object"),
+        (
+            r#"{"event":"conversation.closed","data":"x"}"#,
+            422,
+            "data must be an object",
+        ),
     ];
     for (body, status, message) in cases {
         let r = post_raw(&app, body.as_bytes(), Some(&sign(SECRET, body.as_bytes()))).await;
         assert_eq!(r.status().as_u16(), *status, "{body}");
         let answer: Value = r.json().await.unwrap();
-        assert!(answer["error"].as_str().unwrap().contains(message), "{body}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(message),
+            "{body}: {answer}"
+        );
     }
     // Over the size limit: 413 before the signature is even computed.
     let big = vec![b' '; 6 * 1024 * 1024];
@@ -94,7 +116,12 @@ async fn without_secrets_the_route_is_not_there() {
     let r = post_raw(&app, body.as_bytes(), Some(&sign(SECRET, body.as_bytes()))).await;
     assert_eq!(r.status(), 404);
     // The legacy hook still answers.
-    assert_eq!(app.post_hook(common::conversation(5).to_string()).await.status(), 200);
+    assert_eq!(
+        app.post_hook(common::conversation(5).to_string())
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -104,14 +131,21 @@ async fn unused_and_unknown_events_are_answered_and_counted_not_stored() {
     for event in ["visitor.connected", "visitor.typing", "something.new"] {
         let e = json!({"event": event, "account_id": "a", "data": {"visitor": {"id": "v"}}});
         let (status, answer) = post_event(&app, &e).await;
-        assert_eq!((status, answer["status"].as_str()), (200, Some("ignored")), "{event}");
+        assert_eq!(
+            (status, answer["status"].as_str()),
+            (200, Some("ignored")),
+            "{event}"
+        );
     }
     // An undocumented conversation event is kept (conversation.* is stored) and harms nothing.
     let e = json!({"event": "conversation.transferred", "account_id": "a", "data": {"conversation": {"id": "c"}}});
     assert_eq!(post_event(&app, &e).await.1["status"], "accepted");
     assert_eq!(count(&app.db(), "SELECT COUNT(*) FROM smartsupp_events"), 1);
     let metrics = app.metrics().await;
-    assert!(metrics.contains("deskbridge_events_received_total{outcome=\"ignored\"} 3"), "{metrics}");
+    assert!(
+        metrics.contains("deskbridge_events_received_total{outcome=\"ignored\"} 3"),
+        "{metrics}"
+    );
     assert!(metrics.contains("deskbridge_events_received_total{outcome=\"accepted\"} 1"));
 }
 
@@ -126,10 +160,16 @@ async fn concurrent_shuffled_events_become_one_ticket_with_every_message_in_orde
     events.push(fixture("conversation_contact_replied"));
     let answers = futures_util::future::join_all(events.iter().map(|e| post_event(&app, e))).await;
     assert!(answers.iter().all(|(s, _)| *s == 200), "{answers:?}");
-    let duplicates = answers.iter().filter(|(_, a)| a["status"] == "duplicate").count();
+    let duplicates = answers
+        .iter()
+        .filter(|(_, a)| a["status"] == "duplicate")
+        .count();
     assert_eq!(duplicates, 1, "{answers:?}");
     let ticket = first_ticket(&mock).await;
-    let html = ticket["ticket"]["comment"]["html_body"].as_str().unwrap().to_string();
+    let html = ticket["ticket"]["comment"]["html_body"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let order = [
         "Vítejte! Jak vám mohu pomoci?",
         "Dobrý den, mám dotaz na produkt.",
@@ -139,13 +179,21 @@ async fn concurrent_shuffled_events_become_one_ticket_with_every_message_in_orde
     ];
     let mut last = 0;
     for text in order {
-        let at = html[last..].find(text).unwrap_or_else(|| panic!("{text:?} after {last} in {html}"));
+        let at = html[last..]
+            .find(text)
+            .unwrap_or_else(|| panic!("{text:?} after {last} in {html}"));
         last += at + text.len();
     }
     assert_eq!(ticket["ticket"]["external_id"], KEY);
-    assert_eq!(ticket["ticket"]["requester"]["email"], "jana.novakova@example.com");
+    assert_eq!(
+        ticket["ticket"]["requester"]["email"],
+        "jana.novakova@example.com"
+    );
     // Without an API token the ticket says what could not be known.
-    assert!(html.contains("Not known (assembled from Smartsupp events)"), "{html}");
+    assert!(
+        html.contains("Not known (assembled from Smartsupp events)"),
+        "{html}"
+    );
     assert!(html.contains("messages not received as events"), "{html}");
     // Exactly one delivery, and no assembly left waiting.
     eventually("no assembly waiting", WAIT, || async {
@@ -166,15 +214,24 @@ async fn a_rating_after_the_close_is_a_new_version() {
     }
     first_ticket(&mock).await;
     let (status, answer) = post_event(&app, &fixture("conversation_rated")).await;
-    assert_eq!((status, answer["assembly"].as_str()), (200, Some("scheduled")));
+    assert_eq!(
+        (status, answer["assembly"].as_str()),
+        (200, Some("scheduled"))
+    );
     let all = requests_at(&mock, 2).await;
     // An update of the same ticket, as for a legacy resend with other changes.
-    let update = all.iter().find(|r| r.method.as_str() == "PUT").expect("an update");
+    let update = all
+        .iter()
+        .find(|r| r.method.as_str() == "PUT")
+        .expect("an update");
     assert_eq!(update.url.path(), "/api/v2/tickets/101");
     let versions: Vec<i64> = deliveries(&app.db()).iter().map(|d| d.version).collect();
     assert_eq!(versions, vec![1, 2]);
     // The same rating again is a duplicate event: no third version.
-    assert_eq!(post_event(&app, &fixture("conversation_rated")).await.1["status"], "duplicate");
+    assert_eq!(
+        post_event(&app, &fixture("conversation_rated")).await.1["status"],
+        "duplicate"
+    );
     // A message delivery receipt after the close schedules nothing.
     let (_, answer) = post_event(&app, &fixture("conversation_message_delivery_failed")).await;
     assert_eq!(answer["assembly"], "waiting");
@@ -188,11 +245,17 @@ async fn events_before_a_close_wait_and_a_reopened_conversation_is_not_assembled
     for e in &events[..events.len() - 1] {
         assert_eq!(post_event(&app, e).await.1["assembly"], "waiting");
     }
-    assert_eq!(count(&app.db(), "SELECT COUNT(*) FROM smartsupp_assemblies"), 0);
+    assert_eq!(
+        count(&app.db(), "SELECT COUNT(*) FROM smartsupp_assemblies"),
+        0
+    );
     // Closed, then at once reopened (a later opened event): nothing is sent.
     let mut reopened = fixture("conversation_opened");
     reopened["timestamp"] = json!("2026-05-15T11:00:01Z");
-    assert_eq!(post_event(&app, events.last().unwrap()).await.1["assembly"], "scheduled");
+    assert_eq!(
+        post_event(&app, events.last().unwrap()).await.1["assembly"],
+        "scheduled"
+    );
     assert_eq!(post_event(&app, &reopened).await.0, 200);
     eventually("the assembly ran", WAIT, || async {
         count(&app.db(), "SELECT COUNT(*) FROM smartsupp_assemblies") == 0
@@ -217,7 +280,11 @@ async fn enrichment_fills_what_events_lack_through_429_and_a_missing_contact() {
         .up_to_n_times(1)
         .mount(&api)
         .await;
-    mount_api(&api, ResponseTemplate::new(200).set_body_json(api_contact())).await;
+    mount_api(
+        &api,
+        ResponseTemplate::new(200).set_body_json(api_contact()),
+    )
+    .await;
     let mock = zendesk().await;
     let app = TestApp::spawn(helpdesk(&mock, api_yaml(&api))).await;
     let started = std::time::Instant::now();
@@ -232,16 +299,30 @@ async fn enrichment_fills_what_events_lack_through_429_and_a_missing_contact() {
         assert_eq!(post_event(&app, &e).await.0, 200);
     }
     let ticket = first_ticket(&mock).await;
-    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After was honoured");
-    assert_eq!(ticket["ticket"]["requester"]["email"], "jana.novakova@example.com");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was honoured"
+    );
+    assert_eq!(
+        ticket["ticket"]["requester"]["email"],
+        "jana.novakova@example.com"
+    );
     assert_eq!(ticket["ticket"]["requester"]["name"], "Jana Nováková");
     let html = ticket["ticket"]["comment"]["html_body"].as_str().unwrap();
-    assert!(html.contains("Dobrý den, rádi vám pomůžeme!"), "the API's message: {html}");
+    assert!(
+        html.contains("Dobrý den, rádi vám pomůžeme!"),
+        "the API's message: {html}"
+    );
     assert!(!html.contains("Not known"), "{html}");
     let calls = api.received_requests().await.unwrap();
-    assert!(calls.iter().all(|r| r.headers.get("authorization").unwrap() == "Bearer api-tok"));
+    assert!(calls
+        .iter()
+        .all(|r| r.headers.get("authorization").unwrap() == "Bearer api-tok"));
     assert_eq!(
-        calls.iter().filter(|r| r.url.path() == "/v2/conversations/conv-001").count(),
+        calls
+            .iter()
+            .filter(|r| r.url.path() == "/v2/conversations/conv-001")
+            .count(),
         2,
         "429, then 200"
     );
@@ -250,7 +331,11 @@ async fn enrichment_fills_what_events_lack_through_429_and_a_missing_contact() {
 #[tokio::test]
 async fn a_contact_smartsupp_no_longer_knows_still_gives_a_ticket() {
     let api = MockServer::start().await;
-    mount_api(&api, ResponseTemplate::new(404).set_body_json(json!({"error": "not found"}))).await;
+    mount_api(
+        &api,
+        ResponseTemplate::new(404).set_body_json(json!({"error": "not found"})),
+    )
+    .await;
     let mock = zendesk().await;
     let app = TestApp::spawn(helpdesk(&mock, api_yaml(&api))).await;
     for e in conversation_events() {
@@ -258,9 +343,15 @@ async fn a_contact_smartsupp_no_longer_knows_still_gives_a_ticket() {
     }
     let ticket = first_ticket(&mock).await;
     let html = ticket["ticket"]["comment"]["html_body"].as_str().unwrap();
-    assert!(html.contains("the contact&#x27;s details") || html.contains("the contact's details"), "{html}");
+    assert!(
+        html.contains("the contact&#x27;s details") || html.contains("the contact's details"),
+        "{html}"
+    );
     // The conversation's own contact fields still name the requester.
-    assert_eq!(ticket["ticket"]["requester"]["email"], "jana.novakova@example.com");
+    assert_eq!(
+        ticket["ticket"]["requester"]["email"],
+        "jana.novakova@example.com"
+    );
 }
 
 /// The acceptance check: the fixture conversation posted as Webhooks API events (completed
@@ -268,7 +359,11 @@ async fn a_contact_smartsupp_no_longer_knows_still_gives_a_ticket() {
 #[tokio::test]
 async fn events_and_the_legacy_hook_give_the_same_tickets() {
     let api = MockServer::start().await;
-    mount_api(&api, ResponseTemplate::new(200).set_body_json(api_contact())).await;
+    mount_api(
+        &api,
+        ResponseTemplate::new(200).set_body_json(api_contact()),
+    )
+    .await;
     let by_events = zendesk().await;
     let events_app = TestApp::spawn(helpdesk(&by_events, api_yaml(&api))).await;
     let by_hook = zendesk().await;
@@ -282,7 +377,10 @@ async fn events_and_the_legacy_hook_give_the_same_tickets() {
     let from_hook = requests_at(&by_hook, 1).await;
     assert_eq!(from_events.len(), from_hook.len());
     for (e, h) in from_events.iter().zip(&from_hook) {
-        assert_eq!((e.method.as_str(), e.url.path()), (h.method.as_str(), h.url.path()));
+        assert_eq!(
+            (e.method.as_str(), e.url.path()),
+            (h.method.as_str(), h.url.path())
+        );
         assert_eq!(
             e.headers.get("idempotency-key"),
             h.headers.get("idempotency-key")
@@ -312,7 +410,10 @@ async fn templates_see_where_a_conversation_came_from() {
         "  hook:\n    kind: webhook\n    url: \"{}/in\"\n    template: \"source.json.hbs\"\n",
         mock.uri()
     ))
-    .template("source.json.hbs", "{\"source\": \"{{meta.source}}\", \"unknown\": {{json meta.unknown}}}");
+    .template(
+        "source.json.hbs",
+        "{\"source\": \"{{meta.source}}\", \"unknown\": {{json meta.unknown}}}",
+    );
     config.smartsupp = smartsupp_yaml("");
     let app = TestApp::spawn(config).await;
     app.post_hook(common::conversation(9).to_string()).await;
@@ -320,10 +421,16 @@ async fn templates_see_where_a_conversation_came_from() {
         post_event(&app, &e).await;
     }
     let all = requests_at(&mock, 2).await;
-    let mut sources: Vec<String> = all.iter().map(|r| json_body(r)["source"].as_str().unwrap().to_string()).collect();
+    let mut sources: Vec<String> = all
+        .iter()
+        .map(|r| json_body(r)["source"].as_str().unwrap().to_string())
+        .collect();
     sources.sort();
     assert_eq!(sources, vec!["events", "hook"]);
-    let hook = all.iter().find(|r| json_body(r)["source"] == "hook").unwrap();
+    let hook = all
+        .iter()
+        .find(|r| json_body(r)["source"] == "hook")
+        .unwrap();
     assert_eq!(json_body(hook)["unknown"], json!([]));
 }
 
@@ -421,23 +528,51 @@ fn render_and_check_accept_a_sequence_of_events() {
     let events = dir.path().join("events.ndjson");
     std::fs::write(&events, ndjson).unwrap();
     let (path, events) = (path.to_str().unwrap(), events.to_str().unwrap());
-    let out = run(&["render", "--destination", "helpdesk", "--config", path, events]);
+    let out = run(&[
+        "render",
+        "--destination",
+        "helpdesk",
+        "--config",
+        path,
+        events,
+    ]);
     assert!(out.ok(), "{}", out.stderr);
-    assert!(out.stdout.contains("# conversation test-account-id-conv-001"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("# conversation test-account-id-conv-001"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("POST"), "{}", out.stdout);
-    assert!(out.stdout.contains("jana.novakova@example.com"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("jana.novakova@example.com"),
+        "{}",
+        out.stdout
+    );
     assert!(!out.stdout.contains("tok-123"), "secrets stay masked");
     let out = run(&["check", "--config", path, events]);
     assert!(out.ok(), "{}", out.stderr);
-    assert!(out.stdout.contains("1 conversation(s) render"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("1 conversation(s) render"),
+        "{}",
+        out.stdout
+    );
     // check says why the events route answers 404.
-    assert!(out.stderr.contains("smartsupp.webhook_secrets is empty"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("smartsupp.webhook_secrets is empty"),
+        "{}",
+        out.stderr
+    );
     // An unclosed conversation and a line that is no event say so.
     std::fs::write(dir.path().join("bad.ndjson"), "{\"event\":\"x\"}\n").unwrap();
     let bad = dir.path().join("bad.ndjson");
     let out = run(&["check", "--config", path, bad.to_str().unwrap()]);
     assert!(!out.ok());
-    assert!(out.stderr.contains("line 1") && out.stderr.contains("data is missing"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("line 1") && out.stderr.contains("data is missing"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[tokio::test]
@@ -460,7 +595,10 @@ async fn the_dashboard_shows_a_conversations_events_and_origin() {
         .unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
-    assert!(html.contains("Assembled from Smartsupp Webhooks API events"), "{html}");
+    assert!(
+        html.contains("Assembled from Smartsupp Webhooks API events"),
+        "{html}"
+    );
     assert!(html.contains("<code>conversation.closed</code>"), "{html}");
     assert!(html.contains("messages not received as events"), "{html}");
 }

@@ -37,7 +37,8 @@ impl Respond for Search {
         let after = body.get("after").cloned().unwrap_or(Value::Null);
         self.seen.lock().unwrap().push(after.clone());
         let page = |items: Vec<Value>, next: Value| {
-            ResponseTemplate::new(200).set_body_json(json!({"total": 4, "items": items, "after": next}))
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"total": 4, "items": items, "after": next}))
         };
         match after.to_string().as_str() {
             "null" => page(vec![item("c1"), item("c2")], json!(["p2"])),
@@ -77,7 +78,10 @@ async fn api(seen: Arc<Mutex<Vec<Value>>>) -> MockServer {
         .await;
     Mock::given(method("GET"))
         .and(path("/v2/agents"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"agents": [{"id": "a1", "name": "Petr"}]})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"agents": [{"id": "a1", "name": "Petr"}]})),
+        )
         .mount(&api)
         .await;
     api
@@ -107,35 +111,67 @@ async fn an_interrupted_import_resumes_and_skips_what_came_by_hook() {
     // A dry run stores nothing.
     let dry = {
         let config = config.clone();
-        tokio::task::spawn_blocking(move || import(&config, &["--dry-run", "--since", "400d"])).await.unwrap()
+        tokio::task::spawn_blocking(move || import(&config, &["--dry-run", "--since", "400d"]))
+            .await
+            .unwrap()
     };
-    assert!(!dry.ok(), "the dry run meets the interruption too: {}", dry.stderr);
+    assert!(
+        !dry.ok(),
+        "the dry run meets the interruption too: {}",
+        dry.stderr
+    );
     assert_eq!(deliveries(&app.db()).len(), 1);
 
     let first = {
         let config = config.clone();
-        tokio::task::spawn_blocking(move || import(&config, &["--since", "400d"])).await.unwrap()
+        tokio::task::spawn_blocking(move || import(&config, &["--since", "400d"]))
+            .await
+            .unwrap()
     };
     assert!(!first.ok(), "the third page fails: {}", first.stdout);
     assert!(first.stderr.contains("HTTP 400"), "{}", first.stderr);
     let second = {
         let config = config.clone();
-        tokio::task::spawn_blocking(move || import(&config, &["--since", "400d"])).await.unwrap()
+        tokio::task::spawn_blocking(move || import(&config, &["--since", "400d"]))
+            .await
+            .unwrap()
     };
     assert!(second.ok(), "{}\n{}", second.stdout, second.stderr);
-    assert!(second.stderr.contains("resuming the import"), "{}", second.stderr);
-    assert!(second.stdout.contains("3 conversation(s) imported, 1 skipped"), "{}", second.stdout);
+    assert!(
+        second.stderr.contains("resuming the import"),
+        "{}",
+        second.stderr
+    );
+    assert!(
+        second
+            .stdout
+            .contains("3 conversation(s) imported, 1 skipped"),
+        "{}",
+        second.stdout
+    );
     // Pages: the dry run 1, 2, 3 (failed); the first run 1, 2, 3 (failed); the resumed run
     // starts at page 3.
     let afters: Vec<String> = seen.lock().unwrap().iter().map(Value::to_string).collect();
     assert_eq!(afters.last().unwrap(), r#"["p3"]"#);
-    assert_eq!(afters.iter().filter(|a| *a == "null").count(), 2, "{afters:?}");
+    assert_eq!(
+        afters.iter().filter(|a| *a == "null").count(),
+        2,
+        "{afters:?}"
+    );
 
-    let mut keys: Vec<(String, i64)> = deliveries(&app.db()).iter().map(|d| (d.key.clone(), d.version)).collect();
+    let mut keys: Vec<(String, i64)> = deliveries(&app.db())
+        .iter()
+        .map(|d| (d.key.clone(), d.version))
+        .collect();
     keys.sort();
     assert_eq!(
         keys,
-        vec![("acc-c1".into(), 1), ("acc-c2".into(), 1), ("acc-c3".into(), 1), ("acc-c4".into(), 1)]
+        vec![
+            ("acc-c1".into(), 1),
+            ("acc-c2".into(), 1),
+            ("acc-c3".into(), 1),
+            ("acc-c4".into(), 1)
+        ]
     );
     // Imported conversations reach Zendesk like any other, with their messages.
     eventually("four tickets", Duration::from_secs(20), || async {
@@ -150,9 +186,20 @@ async fn an_interrupted_import_resumes_and_skips_what_came_by_hook() {
         .map(|r| String::from_utf8_lossy(&r.body).to_string())
         .collect();
     let c3 = bodies.iter().find(|b| b.contains("acc-c3")).unwrap();
-    assert!(c3.contains("Question in c3") && c3.contains("Answer in c3") && c3.contains("Petr"), "{c3}");
+    assert!(
+        c3.contains("Question in c3") && c3.contains("Answer in c3") && c3.contains("Petr"),
+        "{c3}"
+    );
     assert!(c3.contains("c3@example.com"), "{c3}");
     // Run again: everything is known, nothing new.
-    let again = tokio::task::spawn_blocking(move || import(&config, &["--since", "400d"])).await.unwrap();
-    assert!(again.stdout.contains("0 conversation(s) imported, 4 skipped"), "{}", again.stdout);
+    let again = tokio::task::spawn_blocking(move || import(&config, &["--since", "400d"]))
+        .await
+        .unwrap();
+    assert!(
+        again
+            .stdout
+            .contains("0 conversation(s) imported, 4 skipped"),
+        "{}",
+        again.stdout
+    );
 }

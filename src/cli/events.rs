@@ -15,7 +15,8 @@ pub fn bodies(file: &Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     if one.as_ref().is_some_and(|v| v.get("event").is_none()) {
         return Ok(vec![("the file".into(), raw)]);
     }
-    let text = String::from_utf8(raw).with_context(|| format!("{} is not UTF-8", file.display()))?;
+    let text =
+        String::from_utf8(raw).with_context(|| format!("{} is not UTF-8", file.display()))?;
     let mut groups: IndexMap<(String, String), Vec<Value>> = IndexMap::new();
     let mut contacts: Vec<(String, Value)> = Vec::new();
     let lines: Vec<(usize, &str)> = match one {
@@ -31,8 +32,8 @@ pub fn bodies(file: &Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     for (line, body) in lines {
         let event: Value = serde_json::from_str(body)
             .with_context(|| format!("{} line {line}: not JSON", file.display()))?;
-        let envelope = Envelope::of(&event)
-            .with_context(|| format!("{} line {line}", file.display()))?;
+        let envelope =
+            Envelope::of(&event).with_context(|| format!("{} line {line}", file.display()))?;
         match envelope.conversation_id {
             Some(id) => groups
                 .entry((envelope.account_id, id))
@@ -70,10 +71,16 @@ pub fn bodies(file: &Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
             api: None,
             source: Source::Events,
         });
-        out.push((format!("conversation {account}-{id}"), serde_json::to_vec(&body)?));
+        out.push((
+            format!("conversation {account}-{id}"),
+            serde_json::to_vec(&body)?,
+        ));
     }
     if out.is_empty() {
-        anyhow::bail!("{}: no closed conversation among these events", file.display());
+        anyhow::bail!(
+            "{}: no closed conversation among these events",
+            file.display()
+        );
     }
     Ok(out)
 }

@@ -230,7 +230,10 @@ where
     let mut step = 0;
     loop {
         match call().await {
-            Err(ApiError::Retryable { reason, retry_after }) if step < schedule.len() => {
+            Err(ApiError::Retryable {
+                reason,
+                retry_after,
+            }) if step < schedule.len() => {
                 let wait = retry_after.map_or(schedule[step].0, |r| r.max(schedule[step].0));
                 tracing::info!(reason = %reason, "Smartsupp API unavailable; waiting");
                 tokio::time::sleep(wait).await;

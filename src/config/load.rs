@@ -318,7 +318,11 @@ fn read_secret_files(node: &mut Value, at: &str, out: &mut Problems) {
                 }
                 let resolved = std::path::PathBuf::from(&secret_path);
                 match std::fs::read_to_string(&resolved) {
-                    Ok(content) if stem == "hook_tokens" || stem == "signing_secret" || stem == "webhook_secrets" => {
+                    Ok(content)
+                        if stem == "hook_tokens"
+                            || stem == "signing_secret"
+                            || stem == "webhook_secrets" =>
+                    {
                         let list = content
                             .lines()
                             .map(str::trim)

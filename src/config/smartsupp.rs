@@ -67,7 +67,9 @@ impl SmartsuppSettings {
 
     /// Whether an event named `event` is stored.
     pub fn stores(&self, event: &str) -> bool {
-        self.store_events.iter().any(|pattern| matches(pattern, event))
+        self.store_events
+            .iter()
+            .any(|pattern| matches(pattern, event))
     }
 
     /// Why the events route answers 404, for `check`; `None` when it is on.

@@ -4,9 +4,7 @@
 //! the store, so a crash or restart loses nothing: an unfinished assembly is due again.
 
 use super::ReceiverState;
-use crate::smartsupp::events::{
-    assemble, is_closed, ApiData, ApiError, Envelope, Inputs, Source,
-};
+use crate::smartsupp::events::{assemble, is_closed, ApiData, ApiError, Envelope, Inputs, Source};
 use crate::store::events::{Assembly, AssemblyOutcome};
 use crate::store::now_ms;
 use actix_web::web;

@@ -44,9 +44,7 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
 
 /// The `smartsupp:` keys of a test: two secrets (a rotation), a short settle.
 pub fn smartsupp_yaml(extra: &str) -> String {
-    format!(
-        "  webhook_secrets: [\"{OLD_SECRET}\", \"{SECRET}\"]\n  settle: \"300ms\"\n{extra}"
-    )
+    format!("  webhook_secrets: [\"{OLD_SECRET}\", \"{SECRET}\"]\n  settle: \"300ms\"\n{extra}")
 }
 
 /// The `smartsupp:` keys that point the REST API at `api`.
@@ -154,7 +152,8 @@ pub async fn mount_api(api: &MockServer, contact: ResponseTemplate) {
     Mock::given(method("GET"))
         .and(path("/v2/conversations/conv-001/messages"))
         .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"items": api_messages(), "after": null})),
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"items": api_messages(), "after": null})),
         )
         .mount(api)
         .await;
@@ -174,7 +173,11 @@ pub async fn mount_api(api: &MockServer, contact: ResponseTemplate) {
 
 /// The same conversation as the legacy POST hook carries it.
 pub fn legacy_hook() -> Value {
-    let ms = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().timestamp_millis();
+    let ms = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap()
+            .timestamp_millis()
+    };
     json!({
         "accountId": "test-account-id",
         "beginAt": ms("2026-05-15T10:00:00Z"),

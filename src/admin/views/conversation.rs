@@ -91,7 +91,11 @@ async fn origin(store: &Store, key: &str, raw: &[u8]) -> Result<Origin, AdminErr
         .filter(|m| matches!(m["source"].as_str(), Some("events" | "import")));
     let strings = |v: &Value| -> Vec<String> {
         v.as_array()
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let events = store

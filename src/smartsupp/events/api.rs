@@ -49,7 +49,11 @@ pub struct Api {
 impl Api {
     /// A client when `smartsupp.api_token` is set.
     pub fn from_settings(s: &SmartsuppSettings) -> anyhow::Result<Option<Self>> {
-        let Some(token) = s.api_token.as_ref().filter(|t| !t.expose().trim().is_empty()) else {
+        let Some(token) = s
+            .api_token
+            .as_ref()
+            .filter(|t| !t.expose().trim().is_empty())
+        else {
             return Ok(None);
         };
         let http = reqwest::Client::builder()
@@ -65,7 +69,12 @@ impl Api {
         }))
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Value, ApiError> {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ApiError> {
         self.pacer.acquire().await;
         let url = format!("{}/{path}", self.base);
         let mut request = self
@@ -212,7 +221,11 @@ impl Api {
 
     /// Everything the API adds to a conversation: details, messages, contact (404 is an
     /// answer, not a failure) and agent names.
-    pub async fn complete(&self, conversation_id: &str, contact_hint: Option<String>) -> Result<ApiData, ApiError> {
+    pub async fn complete(
+        &self,
+        conversation_id: &str,
+        contact_hint: Option<String>,
+    ) -> Result<ApiData, ApiError> {
         let conversation = self.conversation(conversation_id).await?;
         let messages = self.messages(conversation_id).await?;
         let contact_id = conversation
@@ -246,7 +259,9 @@ impl Api {
 fn segment(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -115,10 +115,7 @@ fn variables(v: Option<&Value>) -> Value {
         Some(Value::Array(items)) => {
             let mut out = Map::new();
             for item in items {
-                let name = item
-                    .get("name")
-                    .or_else(|| item.get("key"))
-                    .and_then(text);
+                let name = item.get("name").or_else(|| item.get("key")).and_then(text);
                 if let Some(name) = name {
                     let label = item.get("label").and_then(text).unwrap_or(name.clone());
                     let value = item.get("value").cloned().unwrap_or(Value::Null);
@@ -284,7 +281,10 @@ pub fn assemble(inputs: &Inputs) -> Value {
             }),
         };
         let mut value = value;
-        if let Some(files) = m.get("attachments").filter(|a| a.as_array().is_some_and(|a| !a.is_empty())) {
+        if let Some(files) = m
+            .get("attachments")
+            .filter(|a| a.as_array().is_some_and(|a| !a.is_empty()))
+        {
             value["attachments"] = files.clone();
         }
         if let Some(page) = m.get("page_url").and_then(text) {
@@ -358,11 +358,17 @@ pub fn assemble(inputs: &Inputs) -> Value {
         }
     }
     let answered = spoken.iter().any(|m| human_agent(m));
-    let offline = conv.get("is_offline").and_then(Value::as_bool).unwrap_or(false)
-        || conv["channel"]["type"].as_str().is_some_and(|t| t != "chat");
-    let begin = conv.get("created_at").and_then(millis).or_else(|| {
-        messages.iter().filter_map(|m| m["sentAt"].as_i64()).min()
-    });
+    let offline = conv
+        .get("is_offline")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+        || conv["channel"]["type"]
+            .as_str()
+            .is_some_and(|t| t != "chat");
+    let begin = conv
+        .get("created_at")
+        .and_then(millis)
+        .or_else(|| messages.iter().filter_map(|m| m["sentAt"].as_i64()).min());
     let end = conv
         .get("finished_at")
         .and_then(millis)
@@ -377,14 +383,23 @@ pub fn assemble(inputs: &Inputs) -> Value {
                 )
             }
             Some(v @ Value::Number(_)) => {
-                rating = (v.clone(), conv.get("rating_text").cloned().unwrap_or(Value::Null))
+                rating = (
+                    v.clone(),
+                    conv.get("rating_text").cloned().unwrap_or(Value::Null),
+                )
             }
             _ => {}
         }
     }
     let words: usize = spoken
         .iter()
-        .map(|m| m["content"].as_str().unwrap_or("").split_whitespace().count())
+        .map(|m| {
+            m["content"]
+                .as_str()
+                .unwrap_or("")
+                .split_whitespace()
+                .count()
+        })
         .sum();
     let channel = json!({
         "id": inputs.conversation_id,
@@ -430,7 +445,9 @@ pub fn assemble(inputs: &Inputs) -> Value {
     let has_contact = conv.get("contact_id").and_then(id_of).is_some();
     match (&inputs.api, &api.contact) {
         (None, _) => {
-            unknown.push("messages not received as events (no Smartsupp API token is configured)".into());
+            unknown.push(
+                "messages not received as events (no Smartsupp API token is configured)".into(),
+            );
             if has_contact && (visitor["name"].is_null() || visitor["email"].is_null()) {
                 unknown.push("the contact's details (no Smartsupp API token is configured)".into());
             }
@@ -485,7 +502,11 @@ pub fn is_closed(events: &[Value]) -> bool {
         .filter(|e| {
             matches!(
                 e["event"].as_str(),
-                Some("conversation.opened" | "conversation.closed" | "conversation.closed_by_contact")
+                Some(
+                    "conversation.opened"
+                        | "conversation.closed"
+                        | "conversation.closed_by_contact"
+                )
             )
         })
         .max_by_key(|e| e.get("timestamp").and_then(millis).unwrap_or(i64::MIN))

@@ -114,7 +114,11 @@ pub fn millis(value: &Value) -> Option<i64> {
             .map(|t| t.timestamp_millis()),
         Value::Number(n) => {
             let n = n.as_f64()?;
-            Some(if n < 1e11 { (n * 1000.0) as i64 } else { n as i64 })
+            Some(if n < 1e11 {
+                (n * 1000.0) as i64
+            } else {
+                n as i64
+            })
         }
         _ => None,
     }
@@ -130,9 +134,15 @@ mod tests {
             (b"nope", "not valid JSON"),
             (b"[1]", "must be a JSON object, found an array"),
             (br#"{"data":{}}"#, "event is missing"),
-            (br#"{"event":5,"data":{}}"#, "event must be a string, found a number"),
+            (
+                br#"{"event":5,"data":{}}"#,
+                "event must be a string, found a number",
+            ),
             (br#"{"event":"x"}"#, "data is missing"),
-            (br#"{"event":"x","data":[]}"#, "data must be an object, found an array"),
+            (
+                br#"{"event":"x","data":[]}"#,
+                "data must be an object, found an array",
+            ),
             (
                 br#"{"event":"x","data":{"conversation":{"id":[]}}}"#,
                 "conversation id must be",
@@ -156,8 +166,17 @@ mod tests {
             br#"{"event":"conversation.message_delivered","data":{"message":{"id":"m","conversation_id":7}}}"#,
         )
         .unwrap();
-        assert_eq!((e.account_id.as_str(), e.conversation_id.as_deref()), ("0", Some("7")));
-        let e = Envelope::read(br#"{"event":"contact.updated","account_id":9,"data":{"contact":{"id":"k"}}}"#).unwrap();
-        assert_eq!((e.conversation_id, e.contact_id.as_deref()), (None, Some("k")));
+        assert_eq!(
+            (e.account_id.as_str(), e.conversation_id.as_deref()),
+            ("0", Some("7"))
+        );
+        let e = Envelope::read(
+            br#"{"event":"contact.updated","account_id":9,"data":{"contact":{"id":"k"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (e.conversation_id, e.contact_id.as_deref()),
+            (None, Some("k"))
+        );
     }
 }

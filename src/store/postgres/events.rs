@@ -2,7 +2,7 @@
 
 use super::{failed, PgStore};
 use crate::store::events::{
-    AssemblyOutcome, Assembly, EventIngested, NewEvent, StoredEvent, CLOSING, STATE_EVENTS,
+    Assembly, AssemblyOutcome, EventIngested, NewEvent, StoredEvent, CLOSING, STATE_EVENTS,
 };
 use crate::store::{now_ms, StoreError};
 
@@ -208,16 +208,14 @@ impl PgStore {
         let client = self.client().await?;
         let now = now_ms();
         match cursor {
-            Some(cursor) => {
-                client
-                    .execute(
-                        "INSERT INTO smartsupp_imports (name, cursor, updated_at) VALUES ($1, $2, $3)
+            Some(cursor) => client
+                .execute(
+                    "INSERT INTO smartsupp_imports (name, cursor, updated_at) VALUES ($1, $2, $3)
                          ON CONFLICT (name) DO UPDATE SET cursor = EXCLUDED.cursor,
                              updated_at = EXCLUDED.updated_at",
-                        &[&name, &cursor, &now],
-                    )
-                    .await
-            }
+                    &[&name, &cursor, &now],
+                )
+                .await,
             None => {
                 client
                     .execute("DELETE FROM smartsupp_imports WHERE name = $1", &[&name])

@@ -9,8 +9,8 @@ use super::{
 };
 use crate::smartsupp::Stored;
 mod admin;
-mod events;
 mod batch;
+mod events;
 mod oauth;
 pub mod tls;
 

@@ -2,7 +2,7 @@
 
 use super::{unavailable, SqliteStore};
 use crate::store::events::{
-    AssemblyOutcome, Assembly, EventIngested, NewEvent, StoredEvent, CLOSING, STATE_EVENTS,
+    Assembly, AssemblyOutcome, EventIngested, NewEvent, StoredEvent, CLOSING, STATE_EVENTS,
 };
 use crate::store::{now_ms, StoreError};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -138,8 +138,12 @@ impl SqliteStore {
     }
 
     pub async fn assemblies_pending(&self) -> Result<i64, StoreError> {
-        self.read(|conn| conn.query_row("SELECT COUNT(*) FROM smartsupp_assemblies", [], |r| r.get(0)))
-            .await
+        self.read(|conn| {
+            conn.query_row("SELECT COUNT(*) FROM smartsupp_assemblies", [], |r| {
+                r.get(0)
+            })
+        })
+        .await
     }
 
     pub async fn conversation_known(&self, key: String) -> Result<bool, StoreError> {
