@@ -559,9 +559,10 @@ fn render_and_check_accept_a_sequence_of_events() {
     );
     // check says why the events route answers 404.
     assert!(
-        out.stderr.contains("smartsupp.webhook_secrets is empty"),
+        out.stdout
+            .contains("note: smartsupp.webhook_secrets is empty"),
         "{}",
-        out.stderr
+        out.stdout
     );
     // An unclosed conversation and a line that is no event say so.
     std::fs::write(dir.path().join("bad.ndjson"), "{\"event\":\"x\"}\n").unwrap();

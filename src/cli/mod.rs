@@ -199,9 +199,6 @@ fn check(config: &Path, file: Option<&Path>) -> ExitCode {
     for warning in destinations::warnings(config, &prepared, &text) {
         eprintln!("{warning}");
     }
-    if let Some(reason) = prepared.settings.smartsupp.events_off_reason() {
-        eprintln!("note: {reason}");
-    }
     let mut failed = false;
     for destination in &prepared.destinations {
         for problem in sample_problems(&prepared, destination.as_ref()) {
@@ -243,6 +240,15 @@ fn check(config: &Path, file: Option<&Path>) -> ExitCode {
         prepared.destinations.len(),
         crate::samples::SAMPLES.len()
     );
+    // Not a problem (the legacy hook needs no secret), but the reason for a 404 on the events
+    // route.
+    match prepared.settings.smartsupp.events_off_reason() {
+        Some(reason) => println!("note: {reason}"),
+        None => println!(
+            "Smartsupp Webhooks API events: on ({} secret(s))",
+            prepared.settings.smartsupp.webhook_secrets.0.len()
+        ),
+    }
     ExitCode::SUCCESS
 }
 
