@@ -32,6 +32,8 @@ store:
   url: "sqlite://$work/db.sqlite"
 log:
   level: "warn"
+smartsupp:
+  webhook_secrets: ["api-check-events-secret"]
 destinations:
   archive:
     kind: file
@@ -57,7 +59,7 @@ repo="$PWD"
 (cd "$work" && "$repo/$venv/bin/schemathesis" --config-file "$work/schemathesis.toml" run "$repo/docs/openapi.yaml" \
   --url "http://127.0.0.1:$port" \
   --header "Authorization: Bearer $admin_token" \
-  --include-path-regex '^/(admin/api/|hooks/smartsupp/\{token\}$|healthz|readyz|metrics)' \
+  --include-path-regex '^/(admin/api/|hooks/smartsupp/\{token\}$|hooks/smartsupp/events/\{token\}$|healthz|readyz|metrics)' \
   --mode positive \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
   --max-examples "$examples" --seed 1 --workers 2 \

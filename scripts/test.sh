@@ -28,7 +28,7 @@ export DESKBRIDGE_TEST_PYTHON_OTLP="$venv/bin/python"
 eval "$(scripts/pg-test-server.sh start)"
 export DESKBRIDGE_TEST_PG_RESTARTABLE=1
 cargo test --locked
-DESKBRIDGE_TEST_BACKEND=postgres cargo test --locked --test spine --test zendesk --test hubspot --test ops --test admin --test worker --test security --test zendesk_oauth --test recipe_engine
+DESKBRIDGE_TEST_BACKEND=postgres cargo test --locked --test spine --test zendesk --test hubspot --test ops --test admin --test worker --test security --test zendesk_oauth --test recipe_engine --test events --test import
 # schemathesis against a running instance's admin API and hook route (about 30 s).
 cargo build --locked
 scripts/api-check.sh

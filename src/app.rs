@@ -105,6 +105,8 @@ pub struct Application {
     retention: tokio::task::JoinHandle<()>,
     /// Limiter pruning and the sign-out epoch reader.
     background: Vec<tokio::task::JoinHandle<()>>,
+    /// Assembles conversations from Smartsupp events.
+    assembler: crate::receiver::Assembler,
     state: web::Data<ReceiverState>,
     admin: web::Data<AdminState>,
     store: Store,
@@ -238,6 +240,7 @@ impl Application {
             &wakers,
             tracer,
         );
+        let assembler = crate::receiver::Assembler::start(state.clone());
         tracing::info!(listen = %settings.server.listen, port, role = ?role, "deskbridge is listening");
         Ok(Self {
             port,
@@ -245,6 +248,7 @@ impl Application {
             worker,
             retention,
             background,
+            assembler,
             state,
             admin,
             store,
@@ -282,6 +286,7 @@ impl Application {
         tracing::info!("shutting down: no new hooks, finishing deliveries in flight");
         handle.stop(true).await;
         self.retention.abort();
+        self.assembler.stop();
         for task in &self.background {
             task.abort();
         }

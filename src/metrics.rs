@@ -49,6 +49,49 @@ impl HookOutcome {
     }
 }
 
+/// How a Webhooks API event request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventOutcome {
+    /// Stored.
+    Accepted,
+    /// Identical to a stored event.
+    Duplicate,
+    /// Answered 200 and counted, not stored (`smartsupp.store_events`).
+    Ignored,
+    /// Refused, as a hook would be (a bad signature counts as unauthorized).
+    Refused(HookOutcome),
+}
+
+/// Labels of [`EventOutcome`], in exposition order.
+const EVENT_OUTCOMES: [&str; 10] = [
+    "accepted",
+    "duplicate",
+    "ignored",
+    "unauthorized",
+    "limited",
+    "bad_request",
+    "unprocessable",
+    "too_large",
+    "unavailable",
+    "other",
+];
+
+impl EventOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Duplicate => "duplicate",
+            Self::Ignored => "ignored",
+            Self::Refused(o) => HOOK_OUTCOMES
+                .iter()
+                .find(|(h, _)| *h == o)
+                .map(|(_, l)| *l)
+                .filter(|l| EVENT_OUTCOMES.contains(l))
+                .unwrap_or("other"),
+        }
+    }
+}
+
 /// How a delivery attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptOutcome {
@@ -139,6 +182,11 @@ pub struct Metrics {
     commit_buckets: [AtomicU64; COMMIT_BUCKETS.len()],
     commit_count: AtomicU64,
     commit_sum_micros: AtomicU64,
+    events: [AtomicU64; EVENT_OUTCOMES.len()],
+    /// Conversations waiting for assembly, as last read from the store.
+    events_pending: std::sync::atomic::AtomicI64,
+    /// Conversations assembled from events (new versions and duplicates).
+    assembled: AtomicU64,
     destinations: RwLock<HashMap<String, Arc<DestinationMetrics>>>,
 }
 
@@ -150,6 +198,9 @@ impl Metrics {
             commit_buckets: Default::default(),
             commit_count: AtomicU64::new(0),
             commit_sum_micros: AtomicU64::new(0),
+            events: Default::default(),
+            events_pending: std::sync::atomic::AtomicI64::new(-1),
+            assembled: AtomicU64::new(0),
             destinations: RwLock::new(
                 destinations
                     .into_iter()
@@ -193,6 +244,24 @@ impl Metrics {
         self.commit_count.fetch_add(1, Relaxed);
         self.commit_sum_micros
             .fetch_add((seconds * 1e6) as u64, Relaxed);
+    }
+
+    /// Counts one Webhooks API event request.
+    pub fn event(&self, outcome: EventOutcome) {
+        let label = outcome.label();
+        if let Some(i) = EVENT_OUTCOMES.iter().position(|l| *l == label) {
+            self.events[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Sets the number of conversations waiting for assembly.
+    pub fn set_events_pending(&self, n: i64) {
+        self.events_pending.store(n, Relaxed);
+    }
+
+    /// Counts one conversation assembled from events.
+    pub fn assembled(&self) {
+        self.assembled.fetch_add(1, Relaxed);
     }
 
     /// Counts one attempt and its duration.
@@ -328,6 +397,37 @@ impl Metrics {
         )?;
         writeln!(out, "deskbridge_hook_commit_duration_seconds_sum {sum}")?;
         writeln!(out, "deskbridge_hook_commit_duration_seconds_count {count}")?;
+        writeln!(
+            out,
+            "# HELP deskbridge_events_received_total Smartsupp Webhooks API event requests by outcome."
+        )?;
+        writeln!(out, "# TYPE deskbridge_events_received_total counter")?;
+        for (i, label) in EVENT_OUTCOMES.iter().enumerate() {
+            let n = self.events[i].load(Relaxed);
+            writeln!(
+                out,
+                "deskbridge_events_received_total{{outcome=\"{label}\"}} {n}"
+            )?;
+        }
+        writeln!(
+            out,
+            "# HELP deskbridge_events_assembled_total Conversations assembled from Smartsupp events."
+        )?;
+        writeln!(out, "# TYPE deskbridge_events_assembled_total counter")?;
+        writeln!(
+            out,
+            "deskbridge_events_assembled_total {}",
+            self.assembled.load(Relaxed)
+        )?;
+        let waiting = self.events_pending.load(Relaxed);
+        if waiting >= 0 {
+            writeln!(
+                out,
+                "# HELP deskbridge_events_pending Conversations closed by Smartsupp events and waiting for assembly."
+            )?;
+            writeln!(out, "# TYPE deskbridge_events_pending gauge")?;
+            writeln!(out, "deskbridge_events_pending {waiting}")?;
+        }
         let destinations = self
             .destinations
             .read()
@@ -437,6 +537,14 @@ mod tests {
         assert!(text.contains("deskbridge_hook_commit_duration_seconds_count 1"));
         assert_eq!(HookOutcome::TooLarge.label(), "too_large");
         assert!(text.contains("deskbridge_oldest_pending_delivery_age_seconds 3"));
+        assert!(!text.contains("deskbridge_events_pending"));
+        m.event(EventOutcome::Ignored);
+        m.event(EventOutcome::Refused(HookOutcome::Unauthorized));
+        m.set_events_pending(2);
+        let text = m.render(None, 4_000);
+        assert!(text.contains("deskbridge_events_received_total{outcome=\"ignored\"} 1"));
+        assert!(text.contains("deskbridge_events_received_total{outcome=\"unauthorized\"} 1"));
+        assert!(text.contains("deskbridge_events_pending 2"));
     }
 
     #[test]

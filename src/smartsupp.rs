@@ -1,6 +1,7 @@
 //! The Smartsupp POST hook: the cheap identity read on the hook path, and the normalized
 //! template context built later by the worker.
 
+pub mod events;
 mod identity;
 mod probe;
 
@@ -109,7 +110,29 @@ pub fn context(raw: &[u8], stored: &Stored) -> Result<Value, IdentityError> {
             }
         }
     }
-    let meta = meta(&root, stored);
+    // An assembled conversation says where it came from; the hook's own fields stay as sent.
+    let origin = match root.get("deskbridge") {
+        Some(Value::Object(o))
+            if matches!(
+                o.get("source").and_then(Value::as_str),
+                Some("events" | "import")
+            ) =>
+        {
+            root.shift_remove("deskbridge")
+        }
+        _ => None,
+    };
+    let mut meta = meta(&root, stored);
+    let (source, unknown) = match &origin {
+        Some(o) => (o["source"].clone(), o["unknown"].clone()),
+        None => (Value::from("hook"), Value::Null),
+    };
+    meta["source"] = source;
+    meta["unknown"] = if unknown.is_array() {
+        unknown
+    } else {
+        Value::Array(Vec::new())
+    };
     root.insert("meta".into(), meta);
     Ok(Value::Object(root))
 }

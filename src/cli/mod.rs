@@ -2,6 +2,8 @@
 //! and `destinations test` ([`destinations`]). Every subcommand takes `--config PATH`.
 
 mod destinations;
+mod events;
+mod import;
 mod ops;
 
 use crate::app::{prepare, Application, Prepared, Role};
@@ -63,14 +65,20 @@ pub enum Command {
         json: bool,
     },
     /// Validate the configuration and templates, and render every destination against the
-    /// bundled sample conversations.
-    Check,
+    /// bundled sample conversations (and FILE, when given).
+    Check {
+        /// A hook body (JSON) or a sequence of Webhooks API events (NDJSON, one per line) to
+        /// render every destination against too.
+        file: Option<PathBuf>,
+    },
     /// Print the request(s) a destination would send for a conversation, sending nothing.
     Render {
         /// Destination name from the configuration.
         #[arg(long)]
         destination: String,
-        /// A Smartsupp hook body (JSON file).
+        /// A Smartsupp hook body (JSON file), or Webhooks API events (NDJSON, one per line:
+        /// each closed conversation among them is assembled as the server would, without
+        /// the REST API).
         file: PathBuf,
         /// As a later version of the conversation, whose first version was delivered (a
         /// Zendesk comment, a HubSpot note, a recipe's `update` steps), with placeholders for
@@ -78,6 +86,9 @@ pub enum Command {
         #[arg(long)]
         later: bool,
     },
+    /// Backfill conversations from Smartsupp's REST API.
+    #[command(subcommand)]
+    Import(import::Import),
 }
 
 /// Runs the parsed command line.
@@ -93,7 +104,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dry_run,
             json,
         } => ops::purge(load(&cli.config)?, older_than, dry_run, json),
-        Command::Check => Ok(check(&cli.config)),
+        Command::Check { file } => Ok(check(&cli.config, file.as_deref())),
+        Command::Import(command) => import::run(load(&cli.config)?, command),
         Command::Render {
             destination,
             file,
@@ -184,7 +196,7 @@ fn sample_problems(prepared: &Prepared, destination: &dyn Destination) -> Vec<St
     problems
 }
 
-fn check(config: &Path) -> ExitCode {
+fn check(config: &Path, file: Option<&Path>) -> ExitCode {
     let prepared = match load(config) {
         Ok(p) => p,
         Err(e) => {
@@ -203,6 +215,31 @@ fn check(config: &Path) -> ExitCode {
             failed = true;
         }
     }
+    if let Some(file) = file {
+        match events::bodies(file) {
+            Ok(bodies) => {
+                for (label, raw) in &bodies {
+                    for destination in &prepared.destinations {
+                        if let Err(e) = preview(destination.as_ref(), raw, None) {
+                            eprintln!("destinations.{}: {label}: {e:#}", destination.name());
+                            failed = true;
+                        }
+                    }
+                }
+                if !failed {
+                    println!(
+                        "{}: {} conversation(s) render for every destination",
+                        file.display(),
+                        bodies.len()
+                    );
+                }
+            }
+            Err(e) => {
+                eprintln!("{e:#}");
+                failed = true;
+            }
+        }
+    }
     if failed {
         return ExitCode::FAILURE;
     }
@@ -212,6 +249,15 @@ fn check(config: &Path) -> ExitCode {
         prepared.destinations.len(),
         crate::samples::SAMPLES.len()
     );
+    // Not a problem (the legacy hook needs no secret), but the reason for a 404 on the events
+    // route.
+    match prepared.settings.smartsupp.events_off_reason() {
+        Some(reason) => println!("note: {reason}"),
+        None => println!(
+            "Smartsupp Webhooks API events: on ({} secret(s))",
+            prepared.settings.smartsupp.webhook_secrets.0.len()
+        ),
+    }
     ExitCode::SUCCESS
 }
 
@@ -229,7 +275,6 @@ fn render(config: &Path, name: &str, file: &Path, later: bool) -> anyhow::Result
                 known.join(", ")
             )
         })?;
-    let raw = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let previous = if later {
         Some(destination.sample_previous().with_context(|| {
             format!("{name}: a later version sends the same requests as the first")
@@ -238,10 +283,15 @@ fn render(config: &Path, name: &str, file: &Path, later: bool) -> anyhow::Result
         None
     };
     let mut out = std::io::stdout().lock();
-    for request in preview(destination.as_ref(), &raw, previous.as_deref())? {
-        // A closed pipe (`render … | head`) is not an error worth a panic.
-        if out.write_all(request.display_masked().as_bytes()).is_err() {
-            break;
+    for (label, raw) in events::bodies(file)? {
+        if label != "the file" {
+            let _ = writeln!(out, "# {label}");
+        }
+        for request in preview(destination.as_ref(), &raw, previous.as_deref())? {
+            // A closed pipe (`render … | head`) is not an error worth a panic.
+            if out.write_all(request.display_masked().as_bytes()).is_err() {
+                return Ok(ExitCode::SUCCESS);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -9,6 +9,7 @@ use std::path::Path;
 /// Secret keys that may also be given as `<key>_file`.
 const SECRET_KEYS: &[&str] = &[
     "hook_tokens",
+    "webhook_secrets",
     "admin_token",
     "api_token",
     "access_token",
@@ -325,7 +326,11 @@ fn read_secret_files(node: &mut Value, at: &str, out: &mut Problems) {
                 }
                 let resolved = std::path::PathBuf::from(&secret_path);
                 match std::fs::read_to_string(&resolved) {
-                    Ok(content) if stem == "hook_tokens" || stem == "signing_secret" => {
+                    Ok(content)
+                        if stem == "hook_tokens"
+                            || stem == "signing_secret"
+                            || stem == "webhook_secrets" =>
+                    {
                         let list = content
                             .lines()
                             .map(str::trim)

@@ -5,6 +5,7 @@ mod destinations;
 mod email;
 mod load;
 mod recipes;
+mod smartsupp;
 mod telemetry;
 mod types;
 mod validate;
@@ -14,6 +15,7 @@ pub use destinations::*;
 pub use email::{EmailSettings, EmailTls, MIN_MESSAGE_BYTES};
 pub use load::{from_text, load, serde_problem, ConfigError, Problems};
 pub use recipes::{shipped as shipped_recipes, BUILT_IN_KINDS};
+pub use smartsupp::{SmartsuppSettings, DEFAULT_API_BASE_URL};
 pub use telemetry::TelemetrySettings;
 pub use types::{HumanDuration, IpNet, Secret, SecretList};
 pub use yaml::parse as parse_yaml;
@@ -46,6 +48,9 @@ pub struct Settings {
     /// OpenTelemetry traces.
     #[serde(default)]
     pub telemetry: TelemetrySettings,
+    /// Smartsupp's Webhooks API (signed events) and REST API.
+    #[serde(default)]
+    pub smartsupp: SmartsuppSettings,
     /// Destinations by name, in file order.
     #[serde(default)]
     pub destinations: IndexMap<String, DestinationSettings>,

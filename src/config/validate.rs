@@ -51,6 +51,7 @@ fn check_exposure(settings: &Settings, out: &mut Problems) {
 
 /// Records every problem of `settings` in `out`.
 pub fn validate(settings: &Settings, out: &mut Problems) {
+    super::smartsupp::validate(&settings.smartsupp, out);
     if settings
         .server
         .listen

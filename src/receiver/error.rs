@@ -11,6 +11,9 @@ pub enum ReceiveError {
     /// The token in the URL is not one of `server.hook_tokens`.
     #[error("unauthorized")]
     Unauthorized,
+    /// A Webhooks API event whose `X-Smartsupp-Hmac` is missing or wrong.
+    #[error("bad signature")]
+    BadSignature,
     /// Too many wrong tokens from this client lately; wait this many seconds.
     #[error("too many failed attempts from this address; try again in {0} seconds")]
     TooMany(u64),
@@ -35,7 +38,7 @@ impl ReceiveError {
     /// The metric outcome of this refusal.
     pub fn outcome(&self) -> HookOutcome {
         match self {
-            Self::Unauthorized => HookOutcome::Unauthorized,
+            Self::Unauthorized | Self::BadSignature => HookOutcome::Unauthorized,
             Self::TooMany(_) => HookOutcome::Limited,
             Self::SlowBody(_) => HookOutcome::BadRequest,
             Self::TooLarge(_) => HookOutcome::TooLarge,
@@ -52,6 +55,8 @@ impl ResponseError for ReceiveError {
         match self {
             // No detail: a wrong token learns nothing.
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            // No detail either: a forged event learns nothing.
+            Self::BadSignature => StatusCode::UNAUTHORIZED,
             // Tokens cannot be guessed at full speed; Retry-After says when to come back.
             Self::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             // The sender stalled; nothing was stored.
@@ -71,7 +76,7 @@ impl ResponseError for ReceiveError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        if let Self::Unauthorized = self {
+        if let Self::Unauthorized | Self::BadSignature = self {
             return HttpResponse::build(status).finish();
         }
         if let Self::TooMany(seconds) = self {

@@ -22,6 +22,9 @@ pub async fn readyz(state: web::Data<ReceiverState>) -> HttpResponse {
 /// Counters, histograms and store gauges.
 pub async fn metrics(state: web::Data<ReceiverState>) -> HttpResponse {
     let stats = state.store.stats().await.ok();
+    if let Ok(waiting) = state.store.assemblies_pending().await {
+        state.metrics.set_events_pending(waiting);
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render(stats, now_ms()))

@@ -1,9 +1,14 @@
 //! The HTTP side: the Smartsupp hook, health, readiness and metrics.
 
+mod assembler;
 mod client_ip;
 mod error;
+mod events;
 mod health;
 mod hook;
+
+pub use assembler::Assembler;
+pub use events::{commit_assembled, Committed};
 
 pub use client_ip::{client, client_ip};
 pub use error::ReceiveError;
@@ -41,6 +46,10 @@ pub struct Live {
     router: Router,
     renderer: Arc<Renderer>,
     wakers: Wakers,
+    /// `smartsupp:`: the events route's secrets, settle time and stored events.
+    smartsupp: crate::config::SmartsuppSettings,
+    /// The REST API client, when `smartsupp.api_token` is set.
+    api: Option<crate::smartsupp::events::Api>,
 }
 
 impl ReceiverState {
@@ -91,6 +100,13 @@ impl Live {
             router: Router::new(settings),
             renderer,
             wakers,
+            smartsupp: settings.smartsupp.clone(),
+            api: crate::smartsupp::events::Api::from_settings(&settings.smartsupp).unwrap_or_else(
+                |e| {
+                    tracing::error!(error = %format!("{e:#}"), "the Smartsupp API client cannot be built; assembling from events alone");
+                    None
+                },
+            ),
         }
     }
 
@@ -106,11 +122,15 @@ impl Live {
 
 /// The hook URL's fixed part; the token follows it.
 const HOOK_PREFIX: &str = "/hooks/smartsupp";
+/// The Webhooks API events URL's fixed part; the token follows it.
+const EVENTS_PREFIX: &str = "/hooks/smartsupp/events";
 
 /// Registers the routes on an actix app. The hook is a static prefix whose last segment is
 /// read by the handler: a `{token}` pattern would cost a regex match on every hook.
 pub fn routes(cfg: &mut web::ServiceConfig, hooks: bool) {
     if hooks {
+        // Registered first: the legacy hook's scope would take these paths too.
+        cfg.service(web::scope(EVENTS_PREFIX).default_service(web::to(events::receive)));
         cfg.service(web::scope(HOOK_PREFIX).default_service(web::to(hook::receive)));
     }
     cfg.route("/healthz", web::get().to(health::healthz))

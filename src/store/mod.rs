@@ -6,6 +6,7 @@
 //! delivery is attempted.
 
 pub mod admin;
+pub mod events;
 pub mod oauth;
 mod postgres;
 mod sqlite;
@@ -244,7 +245,10 @@ impl Store {
     /// ones become due by themselves.
     pub async fn recover(&self) -> Result<usize, StoreError> {
         match &*self.backend {
-            Backend::Sqlite(s) => s.release_all().await,
+            Backend::Sqlite(s) => {
+                s.release_assemblies().await?;
+                s.release_all().await
+            }
             Backend::Postgres(_) => Ok(0),
         }
     }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod openapi;
+pub mod events;
 pub mod process;
 pub mod smtp;
 
@@ -40,6 +41,8 @@ pub struct TestConfig {
     pub alerts: Option<String>,
     /// More top-level sections (YAML at column 0), e.g. `telemetry:`.
     pub sections: String,
+    /// The `smartsupp:` section's keys (indented), if any.
+    pub smartsupp: String,
 }
 
 impl Default for TestConfig {
@@ -53,6 +56,7 @@ impl Default for TestConfig {
             store_url: None,
             alerts: None,
             sections: String::new(),
+            smartsupp: String::new(),
         }
     }
 }
@@ -91,7 +95,7 @@ impl TestConfig {
              delivery:\n{}\
              templates:\n  dir: \"{}\"\n\
              log:\n{}\
-             {}{}destinations:\n{}",
+             {}{}{}destinations:\n{}",
             self.server_extra,
             self.store_url
                 .clone()
@@ -104,6 +108,11 @@ impl TestConfig {
                 .map(|u| format!("alerts:\n  webhook_url: \"{u}\"\n"))
                 .unwrap_or_default(),
             self.sections,
+            if self.smartsupp.is_empty() {
+                String::new()
+            } else {
+                format!("smartsupp:\n{}", self.smartsupp)
+            },
             self.destinations
         );
         let path = dir.join("deskbridge.yaml");

@@ -55,6 +55,73 @@ pub struct ConversationView {
     pub fold: Option<Fold>,
     /// Every version, oldest first, with its deliveries.
     pub versions: Vec<VersionView>,
+    /// Where the latest version's data came from, and the Webhooks API events received.
+    pub origin: Origin,
+}
+
+/// Where a conversation's data came from.
+#[derive(Debug, Serialize)]
+pub struct Origin {
+    /// `hook`, `events` or `import`.
+    pub source: String,
+    /// What Smartsupp's REST API added (`conversation`, `messages`, `contact`, `agents`).
+    pub api: Vec<String>,
+    /// What could not be known.
+    pub unknown: Vec<String>,
+    /// The Webhooks API events stored for the conversation, in order of arrival.
+    pub events: Vec<EventLine>,
+}
+
+/// One stored event.
+#[derive(Debug, Serialize)]
+pub struct EventLine {
+    /// The event's name.
+    pub event: String,
+    /// When deskbridge received it (epoch ms).
+    pub received_at: i64,
+    /// Smartsupp's time of it (epoch ms), when it gave one.
+    pub occurred_at: Option<i64>,
+}
+
+/// Reads the origin from a stored body and the conversation's events.
+async fn origin(store: &Store, key: &str, raw: &[u8]) -> Result<Origin, AdminError> {
+    let marker = serde_json::from_slice::<Value>(raw)
+        .ok()
+        .map(|v| v["deskbridge"].clone())
+        .filter(|m| matches!(m["source"].as_str(), Some("events" | "import")));
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let events = store
+        .events(key.to_string(), None)
+        .await?
+        .into_iter()
+        .map(|e| EventLine {
+            event: e.event,
+            received_at: e.received_at,
+            occurred_at: e.occurred_at,
+        })
+        .collect();
+    Ok(match marker {
+        Some(m) => Origin {
+            source: m["source"].as_str().unwrap_or("events").to_string(),
+            api: strings(&m["api"]),
+            unknown: strings(&m["unknown"]),
+            events,
+        },
+        None => Origin {
+            source: "hook".into(),
+            api: Vec::new(),
+            unknown: Vec::new(),
+            events,
+        },
+    })
 }
 
 /// A long transcript, folded: messages `head..tail_from` are behind "show all".
@@ -235,7 +302,9 @@ pub async fn conversation(
     let (began_at, ended_at) = (millis(&context["beginAt"]), millis(&context["endAt"]));
     let count = |from: &[&str]| transcript.iter().filter(|l| from.contains(&l.from)).count();
     let total = transcript.len();
+    let origin = origin(store, key, &latest.raw).await?;
     Ok(ConversationView {
+        origin,
         key: key.to_string(),
         kind: non_empty(&context["meta"]["kind"]).unwrap_or_else(|| "chat".into()),
         rating: context["channel"]["rating"]

@@ -10,6 +10,7 @@ use super::{
 use crate::smartsupp::Stored;
 mod admin;
 mod batch;
+mod events;
 mod oauth;
 pub mod tls;
 
@@ -32,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0003_meta.sql"),
     include_str!("../migrations/postgres/0004_oauth.sql"),
     include_str!("../migrations/postgres/0005_dashboard.sql"),
+    include_str!("../migrations/postgres/0006_events.sql"),
 ];
 /// Advisory lock key that serialises migrations of instances starting together.
 const MIGRATION_LOCK: i64 = 0x6465_736b_6272;

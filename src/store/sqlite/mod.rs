@@ -4,6 +4,7 @@
 //! CLI's listings, the admin dashboard) use a read-only connection of their own.
 
 mod admin;
+mod events;
 mod oauth;
 
 use super::admin::{
@@ -29,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0003_meta.sql"),
     include_str!("../migrations/sqlite/0004_oauth.sql"),
     include_str!("../migrations/sqlite/0005_dashboard.sql"),
+    include_str!("../migrations/sqlite/0006_events.sql"),
 ];
 /// Most commands committed in one transaction.
 const MAX_BATCH: usize = 512;
