@@ -1,5 +1,5 @@
 //! Template helpers: `json`, `datetime`, `duration`, `transcript`, `default`, `truncate`,
-//! `html`, `web_url`, `include`.
+//! `html`, `web_url`, `last`, `include`.
 
 use super::transcript;
 use chrono::format::{Item, StrftimeItems};
@@ -22,6 +22,7 @@ pub fn register(registry: &mut Handlebars<'static>) {
     registry.register_helper("truncate", Box::new(ValueHelper(truncate_text)));
     registry.register_helper("html", Box::new(ValueHelper(html)));
     registry.register_helper("web_url", Box::new(ValueHelper(web_url_helper)));
+    registry.register_helper("last", Box::new(ValueHelper(last)));
 }
 
 /// A helper whose result is a value, escaped like a variable by the template's file type.
@@ -227,6 +228,22 @@ fn web_url_helper(h: &Helper) -> Result<Value, RenderError> {
         _ => None,
     };
     Ok(Value::String(shown.unwrap_or_default()))
+}
+
+/// `{{last list n}}`: the last `n` items of a list (all of them when it is shorter; an empty
+/// list for null), e.g. `{{transcript (last messages 20)}}` for the end of a long chat.
+fn last(h: &Helper) -> Result<Value, RenderError> {
+    let n = param(h, "last", 1)?
+        .as_u64()
+        .ok_or_else(|| other("last: the count must be a whole number".into()))?;
+    match param(h, "last", 0)? {
+        Value::Array(items) => {
+            let skip = items.len().saturating_sub(usize::try_from(n).unwrap_or(usize::MAX));
+            Ok(Value::Array(items[skip..].to_vec()))
+        }
+        Value::Null => Ok(Value::Array(Vec::new())),
+        other_value => Err(other(format!("last: {other_value} is not a list"))),
+    }
 }
 
 /// `{{include "name.html.hbs"}}` in JSON templates: renders an HTML or text template with the

@@ -307,6 +307,18 @@ mod tests {
     }
 
     #[test]
+    fn last_keeps_the_end_of_a_list() {
+        let r = renderer(
+            "l.txt.hbs",
+            "{{#each (last xs 2)}}{{this}},{{/each}}|{{len (last xs 9)}}|{{len (last n 3)}}",
+        );
+        let ctx = Context::from(json!({"xs": [1, 2, 3], "n": null}));
+        assert_eq!(r.render("l.txt.hbs", &ctx).unwrap(), "2,3,|3|0");
+        let r = renderer("e.txt.hbs", "{{last xs \"two\"}}");
+        assert!(r.render("e.txt.hbs", &ctx).is_err());
+    }
+
+    #[test]
     fn strict_mode_rejects_misspelt_variables_but_not_nulls() {
         let r = renderer("t.txt.hbs", "{{visitor.nmae}}");
         let err = r
