@@ -238,7 +238,9 @@ fn last(h: &Helper) -> Result<Value, RenderError> {
         .ok_or_else(|| other("last: the count must be a whole number".into()))?;
     match param(h, "last", 0)? {
         Value::Array(items) => {
-            let skip = items.len().saturating_sub(usize::try_from(n).unwrap_or(usize::MAX));
+            let skip = items
+                .len()
+                .saturating_sub(usize::try_from(n).unwrap_or(usize::MAX));
             Ok(Value::Array(items[skip..].to_vec()))
         }
         Value::Null => Ok(Value::Array(Vec::new())),
