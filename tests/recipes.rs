@@ -262,6 +262,11 @@ fn freshdesk_tickets_have_a_requester_with_or_without_an_email() {
         &context(&common::sample("missed.json"), 1, "freshdesk", json!({})),
     );
     assert_eq!(missed["priority"], 3);
+    let description = missed["description"].as_str().unwrap();
+    assert!(
+        description.contains("<strong>Started:</strong> 2015-03-27 16:33 CET"),
+        "the context's times in the time_zone setting: {description}"
+    );
     assert_eq!(missed["tags"], json!(["smartsupp", "missed", "vip"]));
 }
 
