@@ -17,4 +17,4 @@ fi
 eval "$(scripts/pg-test-server.sh start)"
 export DESKBRIDGE_TEST_PG_RESTARTABLE=1
 cargo test --locked
-DESKBRIDGE_TEST_BACKEND=postgres cargo test --locked --test spine --test zendesk --test hubspot --test ops --test admin --test worker --test security --test zendesk_oauth
+DESKBRIDGE_TEST_BACKEND=postgres cargo test --locked --test spine --test zendesk --test hubspot --test ops --test admin --test worker --test security --test zendesk_oauth --test recipe_engine

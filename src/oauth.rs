@@ -47,7 +47,7 @@ pub struct Endpoint {
     /// Scopes asked for with `client_credentials` when the configuration names none.
     pub default_scope: &'static str,
     /// Who answers, for messages (`Zendesk`).
-    pub who: &'static str,
+    pub who: String,
     /// What to check when a fresh token is refused (the destination's words).
     pub fresh_token_refused: &'static str,
 }
@@ -178,7 +178,7 @@ impl TokenSource {
         client: &reqwest::Client,
         request: &Request,
     ) -> Result<Exchange, DeliveryError> {
-        let who = self.endpoint.who;
+        let who = &self.endpoint.who;
         let token = self.token().await?;
         let response = http::exchange(client, &with_token(request, &token)).await?;
         if response.status != 401 {
@@ -341,6 +341,7 @@ impl TokenSource {
             ),
         };
         let request = Request {
+            secret_path: false,
             method: "POST".into(),
             url: self.endpoint.token_url.clone(),
             headers: vec![
@@ -360,7 +361,7 @@ impl TokenSource {
     }
 
     fn answer(&self, response: &Exchange) -> Result<Answer, TokenError> {
-        let who = self.endpoint.who;
+        let who = &self.endpoint.who;
         let body: Value = serde_json::from_str(&response.body).unwrap_or(Value::Null);
         let status = response.status;
         if (200..300).contains(&status) {

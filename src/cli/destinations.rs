@@ -88,6 +88,7 @@ pub fn run(prepared: Prepared, command: Destinations) -> anyhow::Result<ExitCode
         }
         DestinationSettings::Webhook(_) => return Ok(nothing_to_test(&name, "webhook")),
         DestinationSettings::File(_) => return Ok(nothing_to_test(&name, "file")),
+        DestinationSettings::Recipe(_) => return Ok(nothing_to_test(&name, "recipe")),
     };
     Ok(match outcome {
         Outcome::Worked => {
@@ -212,6 +213,7 @@ async fn hubspot(settings: &HubspotSettings, shared: &Shared) -> Outcome {
         .map(|t| t.expose())
         .unwrap_or("");
     let request = Request {
+        secret_path: false,
         method: "GET".into(),
         url: format!(
             "{}/crm/v3/objects/contacts?limit=1",

@@ -72,6 +72,11 @@ pub enum Command {
         destination: String,
         /// A Smartsupp hook body (JSON file).
         file: PathBuf,
+        /// As a later version of the conversation, whose first version was delivered (a
+        /// Zendesk comment, a HubSpot note, a recipe's `update` steps), with placeholders for
+        /// what the first delivery recorded.
+        #[arg(long)]
+        later: bool,
     },
 }
 
@@ -89,7 +94,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
         } => ops::purge(load(&cli.config)?, older_than, dry_run, json),
         Command::Check => Ok(check(&cli.config)),
-        Command::Render { destination, file } => render(&cli.config, &destination, &file),
+        Command::Render {
+            destination,
+            file,
+            later,
+        } => render(&cli.config, &destination, &file, later),
     }
 }
 
@@ -167,7 +176,7 @@ fn sample_problems(prepared: &Prepared, destination: &dyn Destination) -> Vec<St
             report(sample, format!("{e:#}"));
         }
         if let Some(previous) = destination.sample_previous() {
-            if let Err(e) = preview(destination, raw, Some(previous)) {
+            if let Err(e) = preview(destination, raw, Some(&previous)) {
                 report(sample, format!("as a later version: {e:#}"));
             }
         }
@@ -206,7 +215,7 @@ fn check(config: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn render(config: &Path, name: &str, file: &Path) -> anyhow::Result<ExitCode> {
+fn render(config: &Path, name: &str, file: &Path, later: bool) -> anyhow::Result<ExitCode> {
     let prepared = load(config)?;
     let destination = prepared
         .destinations
@@ -221,8 +230,15 @@ fn render(config: &Path, name: &str, file: &Path) -> anyhow::Result<ExitCode> {
             )
         })?;
     let raw = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let previous = if later {
+        Some(destination.sample_previous().with_context(|| {
+            format!("{name}: a later version sends the same requests as the first")
+        })?)
+    } else {
+        None
+    };
     let mut out = std::io::stdout().lock();
-    for request in preview(destination.as_ref(), &raw, None)? {
+    for request in preview(destination.as_ref(), &raw, previous.as_deref())? {
         // A closed pipe (`render … | head`) is not an error worth a panic.
         if out.write_all(request.display_masked().as_bytes()).is_err() {
             break;

@@ -18,6 +18,39 @@ pub enum DestinationSettings {
     Hubspot(Box<HubspotSettings>),
     /// Send the transcript as an email over SMTP (any help desk's support address).
     Email(Box<EmailSettings>),
+    /// A destination described in YAML (docs/RECIPES.md): `kind: recipe` with `recipe: PATH`,
+    /// or a shipped recipe by its name (`kind: freshdesk`).
+    Recipe(Box<RecipeSettings>),
+}
+
+/// Keys every destination has besides its kind's own.
+pub const SHARED_DESTINATION_KEYS: &[&str] = &["when", "rate_limit", "concurrency", "breaker"];
+
+/// `kind: recipe`, or a shipped recipe's kind.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RecipeSettings {
+    /// Handlebars expression; the destination gets a conversation when it renders `true`.
+    pub when: Option<String>,
+    /// Most deliveries started per period, e.g. `100/10s` (none by default).
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+    /// Concurrent deliveries to this destination, instead of `delivery.workers`.
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// When to pause the destination after failures.
+    #[serde(default)]
+    pub breaker: BreakerSettings,
+    /// The recipe file (for a shipped recipe, its file under the templates folder).
+    pub recipe: String,
+    /// The recipe's own settings as written, checked against the recipe when it is loaded.
+    #[serde(flatten)]
+    pub values: serde_json::Map<String, serde_json::Value>,
+    /// The recipe, read and checked by the loader.
+    #[serde(skip)]
+    pub loaded: std::sync::Arc<crate::destinations::recipe::format::Recipe>,
+    /// `values` typed by the recipe's settings.
+    #[serde(skip)]
+    pub resolved: crate::destinations::recipe::settings::Resolved,
 }
 
 impl DestinationSettings {
@@ -29,6 +62,7 @@ impl DestinationSettings {
             Self::Zendesk(z) => z.when.as_deref(),
             Self::Hubspot(h) => h.when.as_deref(),
             Self::Email(e) => e.when.as_deref(),
+            Self::Recipe(r) => r.when.as_deref(),
         }
     }
 
@@ -41,6 +75,7 @@ impl DestinationSettings {
             Self::Zendesk(z) => (z.rate_limit, z.concurrency, z.breaker),
             Self::Hubspot(h) => (None, h.concurrency, h.breaker),
             Self::Email(e) => (e.rate_limit, e.concurrency, e.breaker),
+            Self::Recipe(r) => (r.rate_limit, r.concurrency, r.breaker),
         }
     }
 
@@ -52,6 +87,7 @@ impl DestinationSettings {
             Self::Zendesk(z) => &z.template,
             Self::Hubspot(h) => &h.ticket_template,
             Self::Email(e) => &e.text_template,
+            Self::Recipe(r) => r.loaded.body_templates().first().map_or("", |(_, t)| t),
         }
     }
 
@@ -73,6 +109,12 @@ impl DestinationSettings {
                 ("text_template", &e.text_template),
                 ("html_template", &e.html_template),
             ],
+            Self::Recipe(r) => r
+                .loaded
+                .body_templates()
+                .into_iter()
+                .map(|(_, t)| ("recipe", t))
+                .collect(),
             other => vec![("template", other.template())],
         }
     }
@@ -82,6 +124,12 @@ impl DestinationSettings {
     pub fn inline_templates(&self) -> Vec<(String, &str)> {
         match self {
             Self::Email(e) => e.inline_templates(),
+            Self::Recipe(r) => r
+                .loaded
+                .inline_templates()
+                .into_iter()
+                .map(|(key, source)| (format!("recipe.{key}"), source))
+                .collect(),
             _ => Vec::new(),
         }
     }

@@ -138,6 +138,7 @@ pub fn from_text(
     {
         settings.server.admin_token = None;
     }
+    super::recipes::load(&mut settings, path, text)?;
     let mut problems = Problems::new(text);
     super::validate::validate(&settings, &mut problems);
     problems.finish(path)?;
@@ -156,25 +157,32 @@ pub fn settings_from_tree(
     apply_env_overrides(&mut tree, &env);
     expand_variables(&mut tree, "", &env, &mut problems);
     read_secret_files(&mut tree, "", &mut problems);
+    super::recipes::name_shipped(&mut tree, &mut problems);
     problems.finish(path)?;
     serde_path_to_error::deserialize(tree).map_err(|e| {
-        let message = e.inner().to_string();
-        let mut key = e.path().to_string();
-        // serde places an unknown field at its parent: name the field itself.
-        if let Some(field) = message
-            .strip_prefix("unknown field `")
-            .and_then(|rest| rest.split('`').next())
-        {
-            if key == "." {
-                key = field.to_string();
-            } else if key.rsplit('.').next() != Some(field) {
-                key = format!("{key}.{field}");
-            }
-        }
+        let (key, message) = serde_problem(&e);
         let mut problems = Problems::new(text);
         problems.add(&key, message);
         problems.finish(path).expect_err("one problem was added")
     })
+}
+
+/// The dotted key and message of a typing error; an unknown field is named itself (serde
+/// places it at its parent).
+pub fn serde_problem(e: &serde_path_to_error::Error<serde_json::Error>) -> (String, String) {
+    let message = e.inner().to_string();
+    let mut key = e.path().to_string();
+    if let Some(field) = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        if key == "." {
+            key = field.to_string();
+        } else if key.rsplit('.').next() != Some(field) {
+            key = format!("{key}.{field}");
+        }
+    }
+    (key, message)
 }
 
 /// `DESKBRIDGE_A__B__C=v` sets `a.b.c` (keys matched without regard to case). Variables

@@ -4,14 +4,17 @@
 mod destinations;
 mod email;
 mod load;
+mod recipes;
 mod types;
 mod validate;
 mod yaml;
 
 pub use destinations::*;
 pub use email::{EmailSettings, EmailTls, MIN_MESSAGE_BYTES};
-pub use load::{from_text, load, ConfigError, Problems};
+pub use load::{from_text, load, serde_problem, ConfigError, Problems};
+pub use recipes::{shipped as shipped_recipes, BUILT_IN_KINDS};
 pub use types::{HumanDuration, IpNet, Secret, SecretList};
+pub use yaml::parse as parse_yaml;
 
 use indexmap::IndexMap;
 use serde::Deserialize;

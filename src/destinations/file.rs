@@ -126,6 +126,7 @@ impl Destination for FileDestination {
             .renderer
             .render(&self.settings.template, job.context)?;
         Ok(vec![Request {
+            secret_path: false,
             method: "WRITE".into(),
             url: self.path(job).display().to_string(),
             headers: Vec::new(),

@@ -6,6 +6,7 @@ pub mod file;
 pub mod http;
 pub mod hubspot;
 pub mod pacing;
+pub mod recipe;
 pub mod signing;
 pub mod webhook;
 pub mod zendesk;
@@ -47,23 +48,85 @@ pub struct Job<'a> {
     pub progress: &'a Progress,
 }
 
-/// Progress of a multi-step delivery, written by the destination during an attempt.
-#[derive(Debug, Default)]
-pub struct Progress(std::sync::Mutex<Option<String>>);
+/// Progress of a multi-step delivery, written by the destination during an attempt. Within a
+/// running attempt it is also kept in the store at once ([`Progress::save`]), so a crash
+/// between two steps loses none of the steps that finished.
+#[derive(Default)]
+pub struct Progress {
+    value: std::sync::Mutex<Option<String>>,
+    kept: Option<Kept>,
+}
+
+/// Where an attempt's progress is kept: its delivery, under the claim it runs with.
+struct Kept {
+    store: crate::store::Store,
+    delivery: i64,
+    claim: i64,
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Progress")
+            .field("kept", &self.kept.as_ref().map(|k| k.delivery))
+            .finish()
+    }
+}
 
 impl Progress {
+    /// Progress of delivery `delivery`, kept in `store` under claim number `claim` by
+    /// [`Progress::save`].
+    pub fn kept(store: crate::store::Store, delivery: i64, claim: i64) -> Self {
+        Self {
+            value: std::sync::Mutex::default(),
+            kept: Some(Kept {
+                store,
+                delivery,
+                claim,
+            }),
+        }
+    }
     /// Records what has been done so far.
     pub fn set(&self, value: String) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(value);
+        *self.value.lock().unwrap_or_else(|p| p.into_inner()) = Some(value);
     }
     /// What was recorded, if anything.
     pub fn take(&self) -> Option<String> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+        self.value.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+    /// Records what has been done so far and writes it to the delivery in the store before
+    /// the attempt goes on. A claim that is no longer held (the lease ran out and the delivery
+    /// was claimed again) or a store that cannot write stops the attempt with a retryable
+    /// error: nothing more is sent that the store could not remember.
+    pub async fn save(&self, value: String) -> Result<(), DeliveryError> {
+        self.set(value.clone());
+        let Some(kept) = &self.kept else {
+            return Ok(());
+        };
+        let retry = |reason: String| DeliveryError::Retryable {
+            reason,
+            status: None,
+            retry_after: None,
+            excerpt: None,
+        };
+        match kept
+            .store
+            .checkpoint(kept.delivery, kept.claim, value)
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(retry(
+                "the delivery was claimed again while this attempt ran; the attempt stops here"
+                    .into(),
+            )),
+            Err(e) => Err(retry(format!(
+                "cannot keep the delivery's progress in the store: {e}"
+            ))),
+        }
     }
 }
 
 /// One outgoing request, as rendered.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Request {
     /// HTTP method, `WRITE` for the file destination, `SEND` for the email destination.
     pub method: String,
@@ -73,6 +136,9 @@ pub struct Request {
     pub headers: Vec<(String, String, bool)>,
     /// The body.
     pub body: String,
+    /// Whether the URL's path is a credential (a recipe's URL made with a secret setting):
+    /// shown masked past its first segment.
+    pub secret_path: bool,
 }
 
 impl Request {
@@ -82,6 +148,8 @@ impl Request {
         let target = if self.method == "WRITE" {
             // The file destination's target is a path, not a URL.
             self.url.clone()
+        } else if self.secret_path {
+            crate::redact::url_with_secret_path(&self.url)
         } else {
             crate::redact::url(&self.url)
         };
@@ -240,7 +308,7 @@ pub trait Destination: Send + Sync {
     }
     /// A result an earlier version's delivery could have recorded, so `check` can render the
     /// requests of a later version too; `None` when later versions send the same requests.
-    fn sample_previous(&self) -> Option<&'static str> {
+    fn sample_previous(&self) -> Option<String> {
         None
     }
     /// Gives the destination the store (for state it shares between instances, such as
@@ -370,6 +438,9 @@ pub fn build_all(settings: &Settings, shared: &Shared) -> Vec<Arc<dyn Destinatio
             }
             DestinationSettings::Hubspot(h) => {
                 Arc::new(hubspot::Hubspot::new(name, h, shared.clone()))
+            }
+            DestinationSettings::Recipe(r) => {
+                Arc::new(recipe::RecipeDestination::new(name, r, shared.clone()))
             }
             DestinationSettings::Email(e) => Arc::new(email::Email::new(
                 name,

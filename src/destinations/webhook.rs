@@ -57,6 +57,7 @@ impl Destination for Webhook {
             headers.push(("webhook-signature".into(), signature, false));
         }
         Ok(vec![Request {
+            secret_path: false,
             method: self.settings.method.clone(),
             url: self.settings.url.clone(),
             headers,

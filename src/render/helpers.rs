@@ -1,5 +1,5 @@
 //! Template helpers: `json`, `datetime`, `duration`, `transcript`, `default`, `truncate`,
-//! `html`, `web_url`, `last`, `include`.
+//! `html`, `web_url`, `last`, `urlencode`, `include`.
 
 use super::transcript;
 use chrono::format::{Item, StrftimeItems};
@@ -23,6 +23,7 @@ pub fn register(registry: &mut Handlebars<'static>) {
     registry.register_helper("html", Box::new(ValueHelper(html)));
     registry.register_helper("web_url", Box::new(ValueHelper(web_url_helper)));
     registry.register_helper("last", Box::new(ValueHelper(last)));
+    registry.register_helper("urlencode", Box::new(ValueHelper(urlencode_helper)));
 }
 
 /// A helper whose result is a value, escaped like a variable by the template's file type.
@@ -246,6 +247,25 @@ fn last(h: &Helper) -> Result<Value, RenderError> {
         Value::Null => Ok(Value::Array(Vec::new())),
         other_value => Err(other(format!("last: {other_value} is not a list"))),
     }
+}
+
+/// `{{urlencode value}}`: the value with every byte but `A-Z a-z 0-9 - . _ ~` percent-encoded,
+/// for a path segment or a query value of a URL.
+fn urlencode_helper(h: &Helper) -> Result<Value, RenderError> {
+    let text = match param(h, "urlencode", 0)? {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    Ok(Value::String(out))
 }
 
 /// `{{include "name.html.hbs"}}` in JSON templates: renders an HTML or text template with the

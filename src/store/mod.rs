@@ -423,6 +423,21 @@ impl Store {
         }
     }
 
+    /// Keeps `result` (a multi-step delivery's progress) with delivery `delivery` while its
+    /// attempt runs, under claim number `claim` as for [`Store::record`]; `Ok(false)` when
+    /// that claim is no longer held and nothing was written.
+    pub async fn checkpoint(
+        &self,
+        delivery: i64,
+        claim: i64,
+        result: String,
+    ) -> Result<bool, StoreError> {
+        match &*self.backend {
+            Backend::Sqlite(s) => s.checkpoint(delivery, claim, result).await,
+            Backend::Postgres(p) => p.checkpoint(delivery, claim, result).await,
+        }
+    }
+
     /// Makes the leased deliveries `ids` due now (on shutdown, for unfinished work).
     pub async fn release(&self, ids: Vec<i64>) -> Result<usize, StoreError> {
         match &*self.backend {

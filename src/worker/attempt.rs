@@ -24,7 +24,8 @@ pub struct Finished {
     pub elapsed: Duration,
 }
 
-/// Attempts `claimed` once at `destination` and decides the outcome; records nothing. A panic
+/// Attempts `claimed` once at `destination` and decides the outcome; records nothing but the
+/// progress a multi-step destination keeps in `progress` as it goes. A panic
 /// inside the destination is caught and becomes a failed attempt (retried on the schedule,
 /// saying nothing about the destination's health), so the delivery never stays leased.
 #[tracing::instrument(skip_all, fields(
@@ -37,10 +38,10 @@ pub async fn attempt(
     destination: &dyn Destination,
     claimed: &Claimed,
     schedule: &[Duration],
+    progress: Progress,
 ) -> Finished {
     let started_at = now_ms();
     let clock = Instant::now();
-    let progress = Progress::default();
     let sent = SentLog::default();
     let outcome = AssertUnwindSafe(recording_sent(
         sent.clone(),
@@ -218,6 +219,7 @@ mod tests {
                 url: "https://example.com/in".into(),
                 headers: vec![("x-api-key".into(), "s3cret".into(), true)],
                 body: "{\"as\":\"sent\"}".into(),
+                secret_path: false,
             }])
         }
         fn deliver<'a>(
@@ -256,7 +258,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_attempt_keeps_what_it_sent_masked() {
-        let finished = attempt(&Refusing, &claimed(), &[]).await;
+        let finished = attempt(&Refusing, &claimed(), &[], Progress::default()).await;
         let sent = finished.record.request.unwrap_or_default();
         assert!(sent.starts_with("POST https://example.com/in\n"), "{sent}");
         assert!(
@@ -264,14 +266,26 @@ mod tests {
             "{sent}"
         );
         assert!(!sent.contains("s3cret"), "{sent}");
-        let nothing = attempt(&Panicking, &claimed(), &[Duration::from_secs(1)]).await;
+        let nothing = attempt(
+            &Panicking,
+            &claimed(),
+            &[Duration::from_secs(1)],
+            Progress::default(),
+        )
+        .await;
         assert_eq!(nothing.record.request, None, "nothing was sent");
     }
 
     #[tokio::test]
     async fn a_panicking_attempt_becomes_a_retry_that_says_nothing_about_health() {
         let claimed = claimed();
-        let finished = attempt(&Panicking, &claimed, &[Duration::from_secs(10)]).await;
+        let finished = attempt(
+            &Panicking,
+            &claimed,
+            &[Duration::from_secs(10)],
+            Progress::default(),
+        )
+        .await;
         assert!(matches!(finished.decision.next, Next::Retry(_)));
         assert_eq!(finished.decision.health, Health::Unknown);
         let error = finished.record.error.unwrap_or_default();

@@ -8,7 +8,7 @@ use super::attempt::{attempt, record};
 use super::breaker::{Admit, Breaker, State};
 use super::LaneSettings;
 use crate::destinations::pacing::Pacer;
-use crate::destinations::Destination;
+use crate::destinations::{Destination, Progress};
 use crate::metrics::Metrics;
 use crate::store::{now_ms, Store};
 use std::collections::HashMap;
@@ -129,8 +129,14 @@ impl Lane {
                 let in_flight = in_flight.clone();
                 tokio::spawn(async move {
                     let id = claimed.id;
-                    let finished =
-                        attempt(lane.destination.as_ref(), &claimed, &lane.settings.schedule).await;
+                    let progress = Progress::kept(lane.store.clone(), id, claimed.held());
+                    let finished = attempt(
+                        lane.destination.as_ref(),
+                        &claimed,
+                        &lane.settings.schedule,
+                        progress,
+                    )
+                    .await;
                     // The breaker hears the outcome before the slot is free again, so a
                     // delivery claimed ahead sees a pause at once.
                     let changed = lock(&lane.breaker).record(

@@ -250,6 +250,7 @@ impl Destination for Email {
             headers.push(("rcpt-to".into(), to.to_string(), false));
         }
         Ok(vec![Request {
+            secret_path: false,
             method: "SEND".into(),
             url: self.settings.smtp_url.clone(),
             headers,
@@ -280,8 +281,8 @@ impl Destination for Email {
         })
     }
 
-    fn sample_previous(&self) -> Option<&'static str> {
-        Some(r#"{"message_id": "<sample-v1@example.com>"}"#)
+    fn sample_previous(&self) -> Option<String> {
+        Some(r#"{"message_id": "<sample-v1@example.com>"}"#.into())
     }
 
     fn links(&self, result: &Value) -> Vec<super::Link> {

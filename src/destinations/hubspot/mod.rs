@@ -122,6 +122,7 @@ impl Hubspot {
 
     fn request(&self, url: String, body: Value) -> Request {
         Request {
+            secret_path: false,
             method: "POST".into(),
             url,
             headers: vec![
@@ -397,8 +398,8 @@ impl Destination for Hubspot {
         Box::pin(self.run(job))
     }
 
-    fn sample_previous(&self) -> Option<&'static str> {
-        Some(r#"{"contact_id": "1", "ticket_id": "2", "last_sent_at": 0}"#)
+    fn sample_previous(&self) -> Option<String> {
+        Some(r#"{"contact_id": "1", "ticket_id": "2", "last_sent_at": 0}"#.into())
     }
 
     fn links(&self, result: &Value) -> Vec<super::Link> {

@@ -78,7 +78,7 @@ impl Zendesk {
                     .unwrap_or_else(|| format!("{base}/oauth/tokens")),
                 encoding: Encoding::Json,
                 default_scope: OAUTH_SCOPE,
-                who: "Zendesk",
+                who: "Zendesk".into(),
                 fresh_token_refused: "check that the OAuth client's user is an agent and its scopes allow tickets:write",
             };
             TokenSource::new(name, o, endpoint, shared.client.clone())
@@ -139,6 +139,7 @@ impl Zendesk {
             headers.push(("idempotency-key".into(), key.to_string(), false));
         }
         Request {
+            secret_path: false,
             method: method.into(),
             url: format!("{}{path}", self.base),
             headers,
@@ -394,8 +395,8 @@ impl Destination for Zendesk {
         }
     }
 
-    fn sample_previous(&self) -> Option<&'static str> {
-        Some(r#"{"ticket_id": 1, "last_sent_at": 0}"#)
+    fn sample_previous(&self) -> Option<String> {
+        Some(r#"{"ticket_id": 1, "last_sent_at": 0}"#.into())
     }
 
     fn links(&self, result: &Value) -> Vec<super::Link> {

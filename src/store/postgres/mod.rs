@@ -295,6 +295,25 @@ impl PgStore {
             .map_err(|_| unavailable("the store writer stopped before answering"))?
     }
 
+    pub async fn checkpoint(
+        &self,
+        delivery: i64,
+        claim: i64,
+        result: String,
+    ) -> Result<bool, StoreError> {
+        let claim = i32::try_from(claim).unwrap_or(i32::MAX);
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE deliveries SET result = $2, updated_at = $4
+                 WHERE id = $1 AND claims = $3 AND state = 'pending'",
+                &[&delivery, &result, &claim, &now_ms()],
+            )
+            .await
+            .map_err(failed)?;
+        Ok(n == 1)
+    }
+
     pub async fn release(&self, ids: Vec<i64>) -> Result<usize, StoreError> {
         let client = self.client().await?;
         let n = client

@@ -200,6 +200,24 @@ impl SqliteStore {
         .await
     }
 
+    pub async fn checkpoint(
+        &self,
+        delivery: i64,
+        claim: i64,
+        result: String,
+    ) -> Result<bool, StoreError> {
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "UPDATE deliveries SET result = ?2, updated_at = ?4
+                 WHERE id = ?1 AND claims = ?3 AND state = 'pending'",
+            )
+            .and_then(|mut s| s.execute(params![delivery, result, claim, now_ms()]))
+            .map(|n| n == 1)
+            .map_err(unavailable)
+        })
+        .await
+    }
+
     pub async fn release(&self, ids: Vec<i64>) -> Result<usize, StoreError> {
         self.run(move |conn| release(conn, &ids).map_err(unavailable))
             .await

@@ -1,0 +1,678 @@
+//! `kind: recipe` and the shipped recipes (`kind: freshdesk` …): a destination described in
+//! YAML as a sequence of HTTP steps (docs/RECIPES.md). The engine keeps each finished step's
+//! captures with the delivery before the next request, so a retry resumes at the step that
+//! did not finish; the requests `render` prints and the ones a delivery sends are built by the
+//! same function from the same description.
+
+pub mod format;
+pub mod settings;
+
+use super::{
+    http, note_sent, BoxFuture, Delivered, DeliveryError, Destination, Job, Link, Request, Shared,
+};
+use crate::config::{OAuthGrant, OAuthSettings, RecipeSettings, Secret};
+use crate::oauth::{Encoding, Endpoint, TokenSource};
+use crate::render::escape::EscapeMode;
+use crate::render::RenderError;
+use format::{Capture, Outcome, Recipe, RequestSpec, Sequence, Step};
+use serde_json::{Map, Value};
+use settings::Resolved;
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+/// Longest text of a service's own error quoted in the attempt log.
+const SERVICE_ERROR_CHARS: usize = 600;
+
+/// What a delivery has done so far: kept with it after every finished step.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct State {
+    /// Which sequence the delivery runs (fixed by its first attempt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sequence: Option<Sequence>,
+    /// Steps finished (or skipped), in order.
+    #[serde(default)]
+    done: Vec<String>,
+    /// Items finished of a `foreach` step not finished yet.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    items: BTreeMap<String, usize>,
+    /// Every value captured so far.
+    #[serde(default)]
+    captures: Map<String, Value>,
+}
+
+impl State {
+    fn read(text: Option<&str>) -> Option<Self> {
+        text.and_then(|t| serde_json::from_str(t).ok())
+    }
+    fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A recipe destination.
+pub struct RecipeDestination {
+    name: String,
+    recipe: Arc<Recipe>,
+    settings: Resolved,
+    shared: Shared,
+    tokens: OnceLock<TokenSource>,
+    store: OnceLock<crate::store::Store>,
+}
+
+/// Where a request's templates are in the recipe: `create[0]`, `create[0].find`.
+struct At<'a> {
+    step: &'a Step,
+    key: String,
+    index: Option<usize>,
+}
+
+impl RecipeDestination {
+    /// Builds the destination from checked settings.
+    pub fn new(name: &str, settings: &RecipeSettings, shared: Shared) -> Self {
+        Self {
+            name: name.to_string(),
+            recipe: settings.loaded.clone(),
+            settings: settings.resolved.clone(),
+            shared,
+            tokens: OnceLock::new(),
+            store: OnceLock::new(),
+        }
+    }
+
+    /// The sequence a delivery with `previous` (the earlier version's record) runs.
+    fn sequence_for(&self, previous: Option<&State>) -> Sequence {
+        if self.recipe.update.is_empty() || previous.is_none_or(|p| p.done.is_empty()) {
+            Sequence::Create
+        } else {
+            Sequence::Update
+        }
+    }
+
+    /// The template data of a request: the conversation, captures, the earlier version's
+    /// captures, and the item of a `foreach`.
+    fn data(
+        &self,
+        job: &Job<'_>,
+        captures: &Map<String, Value>,
+        previous: Option<&State>,
+        item: Option<(usize, &Value)>,
+    ) -> Value {
+        let mut data = job.context.data().clone();
+        if let Value::Object(map) = &mut data {
+            map.insert("captures".into(), Value::Object(captures.clone()));
+            map.insert(
+                "previous".into(),
+                Value::Object(previous.map(|p| p.captures.clone()).unwrap_or_default()),
+            );
+            if let Some((index, item)) = item {
+                map.insert("item".into(), item.clone());
+                map.insert("index".into(), Value::from(index));
+            }
+        }
+        data
+    }
+
+    fn with_secrets(&self, data: &Value) -> handlebars::Context {
+        let mut data = data.clone();
+        if let Value::Object(map) = &mut data {
+            map.insert("secret".into(), Value::Object(self.settings.secret.clone()));
+        }
+        handlebars::Context::from(data)
+    }
+
+    fn inline(&self, key: &str, ctx: &handlebars::Context) -> Result<String, RenderError> {
+        self.shared
+            .renderer
+            .render_inline(&self.name, &format!("recipe.{key}"), ctx)
+    }
+
+    /// Whether `step` runs for `data`.
+    fn runs(&self, at: &str, step: &Step, data: &Value) -> Result<bool, RenderError> {
+        if step.when.is_none() {
+            return Ok(true);
+        }
+        let text = self.inline(
+            &format!("{at}.when"),
+            &handlebars::Context::from(data.clone()),
+        )?;
+        let text = text.trim();
+        Ok(!(text.is_empty() || text == "false"))
+    }
+
+    /// The items of a `foreach` step.
+    fn items(&self, step: &Step, data: &Value) -> Result<Vec<Value>, RenderError> {
+        let Some(path) = &step.foreach else {
+            return Ok(Vec::new());
+        };
+        let mut node = data;
+        for part in path.split('.').filter(|p| !p.is_empty()) {
+            node = node.get(part).unwrap_or(&Value::Null);
+        }
+        match node {
+            Value::Array(items) => Ok(items.clone()),
+            Value::Null => Ok(Vec::new()),
+            _ => Err(RenderError::Render {
+                name: format!("destinations.{}: step {} foreach", self.name, step.id),
+                message: format!("{path} is not a list"),
+            }),
+        }
+    }
+
+    /// Builds one request of a step: the one description both `render` and delivery use.
+    fn request(
+        &self,
+        at: &At<'_>,
+        spec: &RequestSpec,
+        job: &Job<'_>,
+        data: &Value,
+    ) -> Result<Request, RenderError> {
+        let private = self.with_secrets(data);
+        let mut url = self.inline(&format!("{}.url", at.key), &private)?;
+        let mut headers = Vec::with_capacity(spec.headers.len() + 3);
+        if let Some(body) = &spec.body {
+            if EscapeMode::for_name(body) == EscapeMode::Json
+                && !spec
+                    .headers
+                    .keys()
+                    .any(|h| h.eq_ignore_ascii_case("content-type"))
+            {
+                headers.push(("content-type".into(), "application/json".into(), false));
+            }
+        }
+        for name in spec.headers.keys() {
+            let value = self.inline(&format!("{}.headers.{name}", at.key), &private)?;
+            let secret = self.uses_secret(spec.headers.get(name).map(String::as_str));
+            headers.push((name.clone(), value, secret));
+        }
+        if let Some(header) = &at.step.idempotency_header {
+            let item = at.index.map(|i| format!("-{i}")).unwrap_or_default();
+            let key = format!("{}-{}{item}", job.idempotency_key, at.step.id);
+            headers.push((header.clone(), key, false));
+        }
+        self.authenticate(&private, &mut url, &mut headers)?;
+        let body = match &spec.body {
+            Some(template) => self
+                .shared
+                .renderer
+                .render(template, &handlebars::Context::from(data.clone()))?,
+            None => String::new(),
+        };
+        Ok(Request {
+            method: spec.method.to_ascii_uppercase(),
+            url,
+            headers,
+            body,
+            secret_path: self.uses_secret(Some(&spec.url)),
+        })
+    }
+
+    fn uses_secret(&self, template: Option<&str>) -> bool {
+        template.is_some_and(|t| t.contains("secret."))
+    }
+
+    /// Adds the recipe's credentials to a request.
+    fn authenticate(
+        &self,
+        ctx: &handlebars::Context,
+        url: &mut String,
+        headers: &mut Vec<(String, String, bool)>,
+    ) -> Result<(), RenderError> {
+        use base64::Engine as _;
+        let Some(auth) = &self.recipe.auth else {
+            return Ok(());
+        };
+        match auth {
+            format::AuthSpec::Basic { .. } => {
+                let user = self.inline("auth.username", ctx)?;
+                let password = self.inline("auth.password", ctx)?;
+                let encoded =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                headers.push(("authorization".into(), format!("Basic {encoded}"), true));
+            }
+            format::AuthSpec::Bearer { .. } => {
+                let token = self.inline("auth.token", ctx)?;
+                headers.push(("authorization".into(), format!("Bearer {token}"), true));
+            }
+            format::AuthSpec::Header { name, .. } => {
+                let value = self.inline("auth.value", ctx)?;
+                headers.push((name.clone(), value, true));
+            }
+            format::AuthSpec::Query { name, .. } => {
+                let value = self.inline("auth.value", ctx)?;
+                if let Ok(mut parsed) = reqwest::Url::parse(url) {
+                    parsed.query_pairs_mut().append_pair(name, &value);
+                    *url = parsed.to_string();
+                }
+            }
+            format::AuthSpec::Oauth2 { .. } => {
+                // The token source replaces this with the current access token when sending.
+                headers.push(("authorization".into(), "Bearer <access token>".into(), true));
+            }
+        }
+        Ok(())
+    }
+
+    /// The OAuth token source, made on first use from the rendered `auth` block.
+    fn token_source(&self) -> Result<Option<&TokenSource>, DeliveryError> {
+        let Some(format::AuthSpec::Oauth2 { scope, .. }) = &self.recipe.auth else {
+            return Ok(None);
+        };
+        if let Some(tokens) = self.tokens.get() {
+            return Ok(Some(tokens));
+        }
+        let ctx = self.with_secrets(&serde_json::json!({"destination": self.settings.public}));
+        let token_url = self.inline("auth.token_url", &ctx)?;
+        let settings = OAuthSettings {
+            grant: OAuthGrant::ClientCredentials,
+            client_id: self.inline("auth.client_id", &ctx)?,
+            client_secret: Secret::new(self.inline("auth.client_secret", &ctx)?),
+            scope: scope.clone(),
+            refresh_token: None,
+            token_url: Some(token_url.clone()),
+        };
+        let endpoint = Endpoint {
+            token_url,
+            encoding: Encoding::Form,
+            default_scope: "",
+            who: self.recipe.name.clone(),
+            fresh_token_refused: "check the OAuth client's id, secret and permissions",
+        };
+        let tokens = TokenSource::new(&self.name, &settings, endpoint, self.shared.client.clone());
+        if let Some(store) = self.store.get() {
+            tokens.attach(store);
+        }
+        Ok(Some(self.tokens.get_or_init(|| tokens)))
+    }
+
+    async fn send(&self, request: &Request) -> Result<http::Exchange, DeliveryError> {
+        note_sent(request);
+        match self.token_source()? {
+            Some(tokens) => tokens.send(&self.shared.client, request).await,
+            None => http::exchange(&self.shared.client, request).await,
+        }
+    }
+
+    /// Runs one request of a step (its `find` first) and reads its captures into `captures`.
+    async fn run(
+        &self,
+        at: &At<'_>,
+        job: &Job<'_>,
+        data: &Value,
+        captures: &mut Map<String, Value>,
+    ) -> Result<http::Exchange, DeliveryError> {
+        if let Some(find) = &at.step.find {
+            let find_at = At {
+                step: at.step,
+                key: format!("{}.find", at.key),
+                index: at.index,
+            };
+            let request = self.request(&find_at, find, job, data)?;
+            let answer = self.send(&request).await?;
+            if (200..300).contains(&answer.status) {
+                if let Ok(found) = read_all(&find.capture, &answer, false) {
+                    captures.extend(found);
+                    return Ok(answer);
+                }
+            } else if answer.status != 404 {
+                return Err(self.failure(at.step, &answer, None));
+            }
+        }
+        let request = self.request(at, &at.step.request, job, data)?;
+        let answer = self.send(&request).await?;
+        let rule = at
+            .step
+            .outcomes
+            .iter()
+            .find(|r| r.status.matches(answer.status));
+        let outcome = rule.map(|r| r.outcome).unwrap_or(match answer.status {
+            200..=299 => Outcome::Done,
+            _ => Outcome::Dead,
+        });
+        match outcome {
+            Outcome::Done => {
+                let found = read_all(&at.step.request.capture, &answer, false)
+                    .map_err(|missing| self.missing(at.step, &answer, &missing))?;
+                captures.extend(found);
+                Ok(answer)
+            }
+            Outcome::Exists => {
+                let list = match rule {
+                    Some(r) if !r.capture.is_empty() => &r.capture,
+                    _ => &at.step.request.capture,
+                };
+                let found = read_all(list, &answer, false)
+                    .map_err(|missing| self.missing(at.step, &answer, &missing))?;
+                captures.extend(found);
+                Ok(answer)
+            }
+            Outcome::Retry | Outcome::Dead => Err(self.failure(
+                at.step,
+                &answer,
+                rule.map(|r| (r.outcome, r.message.as_deref())),
+            )),
+        }
+    }
+
+    /// A failed answer as a delivery error: the recipe's rule, else the usual classification.
+    fn failure(
+        &self,
+        step: &Step,
+        answer: &http::Exchange,
+        rule: Option<(Outcome, Option<&str>)>,
+    ) -> DeliveryError {
+        let excerpt = http::excerpt(&answer.body);
+        let wait = match &step.retry_after {
+            Some(header) => answer
+                .header(header)
+                .and_then(|v| http::parse_retry_after(v, std::time::SystemTime::now())),
+            None => answer.retry_after,
+        };
+        let mut reason = format!("step {}: HTTP {}", step.id, answer.status);
+        if let Some(words) = rule.and_then(|(_, m)| m) {
+            reason.push_str(&format!(": {words}"));
+        }
+        if let Some(said) = step.error.as_ref().and_then(|e| read(e, answer)) {
+            let said = match said {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            reason.push_str(&format!(
+                ": {}",
+                crate::render::helpers::truncate(&said, SERVICE_ERROR_CHARS, "…")
+            ));
+        }
+        let classified = match rule {
+            Some((Outcome::Retry, _)) => Err(DeliveryError::Retryable {
+                reason: String::new(),
+                status: Some(answer.status),
+                retry_after: wait,
+                excerpt: excerpt.clone(),
+            }),
+            Some(_) => Err(DeliveryError::Permanent {
+                reason: String::new(),
+                status: Some(answer.status),
+                excerpt: excerpt.clone(),
+            }),
+            None => http::classify(answer.status, wait, excerpt.clone()),
+        };
+        match classified {
+            Err(DeliveryError::Retryable {
+                status,
+                retry_after,
+                excerpt,
+                ..
+            }) => DeliveryError::Retryable {
+                reason,
+                status,
+                retry_after,
+                excerpt,
+            },
+            Err(DeliveryError::Permanent {
+                reason: said,
+                status,
+                excerpt,
+            }) => DeliveryError::Permanent {
+                reason: if said.contains("redirect") {
+                    format!("step {}: {said}", step.id)
+                } else {
+                    reason
+                },
+                status,
+                excerpt,
+            },
+            _ => DeliveryError::Permanent {
+                reason,
+                status: Some(answer.status),
+                excerpt,
+            },
+        }
+    }
+
+    fn missing(&self, step: &Step, answer: &http::Exchange, capture: &str) -> DeliveryError {
+        DeliveryError::Permanent {
+            reason: format!(
+                "step {}: HTTP {} but the answer has no {capture} (the recipe captures it); check the recipe against the service's answer",
+                step.id, answer.status
+            ),
+            status: Some(answer.status),
+            excerpt: http::excerpt(&answer.body),
+        }
+    }
+
+    /// Keeps `state` with the delivery (in the store, under the attempt's claim).
+    async fn keep(&self, job: &Job<'_>, state: &State) -> Result<(), DeliveryError> {
+        job.progress.save(state.to_json()).await
+    }
+
+    async fn deliver_job(&self, job: &Job<'_>) -> Result<Delivered, DeliveryError> {
+        let previous = State::read(job.previous);
+        let mut state = State::read(job.result).unwrap_or_default();
+        let sequence = *state
+            .sequence
+            .get_or_insert_with(|| self.sequence_for(previous.as_ref()));
+        let name = match sequence {
+            Sequence::Create => "create",
+            Sequence::Update => "update",
+        };
+        let mut last: Option<http::Exchange> = None;
+        for (i, step) in self.recipe.steps(sequence).iter().enumerate() {
+            if state.done.contains(&step.id) {
+                continue;
+            }
+            let key = format!("{name}[{i}]");
+            let data = self.data(job, &state.captures, previous.as_ref(), None);
+            if self.runs(&key, step, &data)? {
+                if step.foreach.is_some() {
+                    let items = self.items(step, &data)?;
+                    let start = state.items.get(&step.id).copied().unwrap_or(0);
+                    for (index, item) in items.iter().enumerate().skip(start) {
+                        let data =
+                            self.data(job, &state.captures, previous.as_ref(), Some((index, item)));
+                        let at = At {
+                            step,
+                            key: key.clone(),
+                            index: Some(index),
+                        };
+                        last = Some(self.run(&at, job, &data, &mut state.captures).await?);
+                        state.items.insert(step.id.clone(), index + 1);
+                        self.keep(job, &state).await?;
+                    }
+                } else {
+                    let at = At {
+                        step,
+                        key: key.clone(),
+                        index: None,
+                    };
+                    last = Some(self.run(&at, job, &data, &mut state.captures).await?);
+                }
+            }
+            state.items.remove(&step.id);
+            state.done.push(step.id.clone());
+            self.keep(job, &state).await?;
+        }
+        Ok(Delivered {
+            status: last.as_ref().map(|a| a.status),
+            excerpt: last.as_ref().and_then(|a| http::excerpt(&a.body)),
+            result: Some(state.to_json()),
+        })
+    }
+
+    /// A state with every capture of `sequence` standing for itself (`<captured ticket_id>`).
+    fn placeholders(&self, sequence: Sequence) -> State {
+        let mut state = State {
+            sequence: Some(sequence),
+            ..State::default()
+        };
+        for step in self.recipe.steps(sequence) {
+            state.done.push(step.id.clone());
+            let lists = [
+                Some(&step.request.capture),
+                step.find.as_ref().map(|f| &f.capture),
+            ];
+            let names = lists
+                .into_iter()
+                .flatten()
+                .flat_map(|c| c.keys())
+                .chain(step.outcomes.iter().flat_map(|r| r.capture.keys()));
+            for name in names {
+                state
+                    .captures
+                    .insert(name.clone(), Value::String(format!("<captured {name}>")));
+            }
+        }
+        state
+    }
+}
+
+/// Every capture of `list` from `answer`; `Err` names the first required one missing.
+fn read_all(
+    list: &indexmap::IndexMap<String, Capture>,
+    answer: &http::Exchange,
+    all_optional: bool,
+) -> Result<Map<String, Value>, String> {
+    let mut out = Map::new();
+    for (name, capture) in list {
+        match read(capture, answer) {
+            Some(value) => {
+                out.insert(name.clone(), value);
+            }
+            None if capture.optional || all_optional => {}
+            None => return Err(name.clone()),
+        }
+    }
+    Ok(out)
+}
+
+/// One captured value; numbers and strings as they are, `None` when absent or empty.
+fn read(capture: &Capture, answer: &http::Exchange) -> Option<Value> {
+    let value = if let Some(pointer) = &capture.json {
+        let body: Value = serde_json::from_str(&answer.body).ok()?;
+        body.pointer(pointer).cloned()?
+    } else if let Some(header) = &capture.header {
+        Value::String(answer.header(header)?.to_string())
+    } else {
+        let pattern = regex::Regex::new(capture.regex.as_deref()?).ok()?;
+        let text = match capture
+            .from
+            .as_deref()
+            .and_then(|f| f.strip_prefix("header:"))
+        {
+            Some(header) => answer.header(header)?,
+            None => answer.body.as_str(),
+        };
+        Value::String(pattern.captures(text)?.get(1)?.as_str().to_string())
+    };
+    match &value {
+        Value::Null => None,
+        Value::String(s) if s.is_empty() => None,
+        _ => Some(value),
+    }
+}
+
+impl Destination for RecipeDestination {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn requests(&self, job: &Job<'_>) -> Result<Vec<Request>, RenderError> {
+        let previous = State::read(job.previous);
+        let sequence = self.sequence_for(previous.as_ref());
+        let name = match sequence {
+            Sequence::Create => "create",
+            Sequence::Update => "update",
+        };
+        let captures = self.placeholders(sequence).captures;
+        let mut out = Vec::new();
+        for (i, step) in self.recipe.steps(sequence).iter().enumerate() {
+            let key = format!("{name}[{i}]");
+            let data = self.data(job, &captures, previous.as_ref(), None);
+            if !self.runs(&key, step, &data)? {
+                continue;
+            }
+            let items: Vec<Option<(usize, Value)>> = if step.foreach.is_some() {
+                self.items(step, &data)?
+                    .into_iter()
+                    .enumerate()
+                    .map(Some)
+                    .collect()
+            } else {
+                vec![None]
+            };
+            for item in items {
+                let data = self.data(
+                    job,
+                    &captures,
+                    previous.as_ref(),
+                    item.as_ref().map(|(i, v)| (*i, v)),
+                );
+                let index = item.as_ref().map(|(i, _)| *i);
+                if let Some(find) = &step.find {
+                    let at = At {
+                        step,
+                        key: format!("{key}.find"),
+                        index,
+                    };
+                    out.push(self.request(&at, find, job, &data)?);
+                }
+                let at = At {
+                    step,
+                    key: key.clone(),
+                    index,
+                };
+                out.push(self.request(&at, &step.request, job, &data)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn deliver<'a>(&'a self, job: &'a Job<'a>) -> BoxFuture<'a, Result<Delivered, DeliveryError>> {
+        Box::pin(self.deliver_job(job))
+    }
+
+    fn template_vars(&self) -> Map<String, Value> {
+        let mut vars = self.settings.public.clone();
+        vars.insert("kind".into(), Value::String(self.recipe.name.clone()));
+        vars
+    }
+
+    fn sample_previous(&self) -> Option<String> {
+        (!self.recipe.update.is_empty()).then(|| self.placeholders(Sequence::Create).to_json())
+    }
+
+    fn attach(&self, store: &crate::store::Store) {
+        let _ = self.store.set(store.clone());
+        if let Some(tokens) = self.tokens.get() {
+            tokens.attach(store);
+        }
+    }
+
+    fn links(&self, result: &Value) -> Vec<Link> {
+        let Some(state) = serde_json::from_value::<State>(result.clone()).ok() else {
+            return Vec::new();
+        };
+        let ctx = handlebars::Context::from(serde_json::json!({
+            "destination": self.settings.public,
+            "captures": state.captures,
+        }));
+        let mut out = Vec::new();
+        for (i, link) in self.recipe.links.iter().enumerate() {
+            let Ok(id) = self.inline(&format!("links[{i}].id"), &ctx) else {
+                continue;
+            };
+            if id.trim().is_empty() {
+                continue;
+            }
+            let url = link
+                .url
+                .as_ref()
+                .and_then(|_| self.inline(&format!("links[{i}].url"), &ctx).ok())
+                .and_then(|u| crate::render::helpers::web_url(&u));
+            out.push(Link {
+                label: link.label.clone(),
+                id,
+                url,
+            });
+        }
+        out
+    }
+}
