@@ -1,5 +1,5 @@
 //! Template helpers: `json`, `datetime`, `duration`, `transcript`, `default`, `truncate`,
-//! `html`, `web_url`, `last`, `urlencode`, `include`.
+//! `html`, `web_url`, `last`, `number`, `urlencode`, `include`.
 
 use super::transcript;
 use chrono::format::{Item, StrftimeItems};
@@ -23,6 +23,7 @@ pub fn register(registry: &mut Handlebars<'static>) {
     registry.register_helper("html", Box::new(ValueHelper(html)));
     registry.register_helper("web_url", Box::new(ValueHelper(web_url_helper)));
     registry.register_helper("last", Box::new(ValueHelper(last)));
+    registry.register_helper("number", Box::new(ValueHelper(number)));
     registry.register_helper("urlencode", Box::new(ValueHelper(urlencode_helper)));
 }
 
@@ -247,6 +248,20 @@ fn last(h: &Helper) -> Result<Value, RenderError> {
         Value::Null => Ok(Value::Array(Vec::new())),
         other_value => Err(other(format!("last: {other_value} is not a list"))),
     }
+}
+
+/// `{{number value}}`: a whole number written as text (`"501"`, such as an id a service
+/// returns in a header) as a number; anything else unchanged. `{{json (number x)}}` then
+/// writes `501`, and text that is not a number (a `render` placeholder) as a JSON string.
+fn number(h: &Helper) -> Result<Value, RenderError> {
+    let value = param(h, "number", 0)?;
+    Ok(match value.as_str().map(str::trim) {
+        Some(text) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => text
+            .parse::<u64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| value.clone()),
+        _ => value.clone(),
+    })
 }
 
 /// `{{urlencode value}}`: the value with every byte but `A-Z a-z 0-9 - . _ ~` percent-encoded,

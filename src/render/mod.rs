@@ -319,6 +319,18 @@ mod tests {
     }
 
     #[test]
+    fn number_reads_whole_numbers_written_as_text() {
+        let r = renderer(
+            "n.json.hbs",
+            "[{{json (number a)}}, {{json (number b)}}, {{json (number c)}}, {{json (number d)}}]",
+        );
+        let ctx = Context::from(json!({"a": "501", "b": 7, "c": "<captured id>", "d": "12a"}));
+        let out: serde_json::Value =
+            serde_json::from_str(&r.render("n.json.hbs", &ctx).unwrap()).unwrap();
+        assert_eq!(out, json!([501, 7, "<captured id>", "12a"]));
+    }
+
+    #[test]
     fn strict_mode_rejects_misspelt_variables_but_not_nulls() {
         let r = renderer("t.txt.hbs", "{{visitor.nmae}}");
         let err = r
