@@ -1058,3 +1058,25 @@ async fn help_scout_honours_its_retry_header_and_dead_letters_validation_errors(
         .unwrap();
     assert_dead_with(&app, &dead, "Mailbox not found");
 }
+
+#[tokio::test]
+async fn a_refused_freshdesk_key_is_retried_not_dead_lettered() {
+    let mock = MockServer::start().await;
+    let seq = Sequence::new(vec![
+        ResponseTemplate::new(401).set_body_json(json!({"code": "invalid_credentials", "message": "You have to be logged in to perform this action."})),
+        ticket(301),
+    ]);
+    answer(&mock, "POST", "^/api/v2/tickets$", seq).await;
+    let app = TestApp::spawn(freshdesk(&mock)).await;
+    app.post_hook(sample("chat.json").to_string()).await;
+    let done = all_in(&app, 1, "done").await.remove(0);
+    let log = attempts(&app.db(), done.id);
+    assert!(
+        log[0]
+            .2
+            .as_deref()
+            .unwrap_or("")
+            .contains("Freshdesk refused the API key"),
+        "{log:?}"
+    );
+}
