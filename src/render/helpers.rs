@@ -1,5 +1,5 @@
 //! Template helpers: `json`, `datetime`, `duration`, `transcript`, `default`, `truncate`,
-//! `html`, `web_url`, `include`.
+//! `html`, `web_url`, `last`, `number`, `urlencode`, `include`.
 
 use super::transcript;
 use chrono::format::{Item, StrftimeItems};
@@ -22,6 +22,8 @@ pub fn register(registry: &mut Handlebars<'static>) {
     registry.register_helper("truncate", Box::new(ValueHelper(truncate_text)));
     registry.register_helper("html", Box::new(ValueHelper(html)));
     registry.register_helper("web_url", Box::new(ValueHelper(web_url_helper)));
+    registry.register_helper("last", Box::new(ValueHelper(last)));
+    registry.register_helper("number", Box::new(ValueHelper(number)));
     registry.register_helper("urlencode", Box::new(ValueHelper(urlencode_helper)));
 }
 
@@ -228,6 +230,38 @@ fn web_url_helper(h: &Helper) -> Result<Value, RenderError> {
         _ => None,
     };
     Ok(Value::String(shown.unwrap_or_default()))
+}
+
+/// `{{last list n}}`: the last `n` items of a list (all of them when it is shorter; an empty
+/// list for null), e.g. `{{transcript (last messages 20)}}` for the end of a long chat.
+fn last(h: &Helper) -> Result<Value, RenderError> {
+    let n = param(h, "last", 1)?
+        .as_u64()
+        .ok_or_else(|| other("last: the count must be a whole number".into()))?;
+    match param(h, "last", 0)? {
+        Value::Array(items) => {
+            let skip = items
+                .len()
+                .saturating_sub(usize::try_from(n).unwrap_or(usize::MAX));
+            Ok(Value::Array(items[skip..].to_vec()))
+        }
+        Value::Null => Ok(Value::Array(Vec::new())),
+        other_value => Err(other(format!("last: {other_value} is not a list"))),
+    }
+}
+
+/// `{{number value}}`: a whole number written as text (`"501"`, such as an id a service
+/// returns in a header) as a number; anything else unchanged. `{{json (number x)}}` then
+/// writes `501`, and text that is not a number (a `render` placeholder) as a JSON string.
+fn number(h: &Helper) -> Result<Value, RenderError> {
+    let value = param(h, "number", 0)?;
+    Ok(match value.as_str().map(str::trim) {
+        Some(text) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => text
+            .parse::<u64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| value.clone()),
+        _ => value.clone(),
+    })
 }
 
 /// `{{urlencode value}}`: the value with every byte but `A-Z a-z 0-9 - . _ ~` percent-encoded,

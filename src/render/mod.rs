@@ -318,6 +318,30 @@ mod tests {
     }
 
     #[test]
+    fn last_keeps_the_end_of_a_list() {
+        let r = renderer(
+            "l.txt.hbs",
+            "{{#each (last xs 2)}}{{this}},{{/each}}|{{len (last xs 9)}}|{{len (last n 3)}}",
+        );
+        let ctx = Context::from(json!({"xs": [1, 2, 3], "n": null}));
+        assert_eq!(r.render("l.txt.hbs", &ctx).unwrap(), "2,3,|3|0");
+        let r = renderer("e.txt.hbs", "{{last xs \"two\"}}");
+        assert!(r.render("e.txt.hbs", &ctx).is_err());
+    }
+
+    #[test]
+    fn number_reads_whole_numbers_written_as_text() {
+        let r = renderer(
+            "n.json.hbs",
+            "[{{json (number a)}}, {{json (number b)}}, {{json (number c)}}, {{json (number d)}}]",
+        );
+        let ctx = Context::from(json!({"a": "501", "b": 7, "c": "<captured id>", "d": "12a"}));
+        let out: serde_json::Value =
+            serde_json::from_str(&r.render("n.json.hbs", &ctx).unwrap()).unwrap();
+        assert_eq!(out, json!([501, 7, "<captured id>", "12a"]));
+    }
+
+    #[test]
     fn strict_mode_rejects_misspelt_variables_but_not_nulls() {
         let r = renderer("t.txt.hbs", "{{visitor.nmae}}");
         let err = r

@@ -2,8 +2,8 @@
 //! destinations, and helpers to read the store and wait for conditions with a deadline.
 #![allow(dead_code)]
 
-pub mod openapi;
 pub mod events;
+pub mod openapi;
 pub mod process;
 pub mod smtp;
 

@@ -1,9 +1,10 @@
-//! A small OpenAPI 3.0/3.1 schema checker: `$ref`, `allOf`, `oneOf`, `anyOf`, `type` (one or
-//! a list, `null` included), `nullable`, `enum`, `const`, `required`, `properties`,
-//! `additionalProperties`, `items`, `minimum`, `maximum`, and the `date-time` and `email`
-//! formats. Enough to hold our request bodies to Zendesk's published description, and every
-//! answer our HTTP tests receive to docs/openapi.yaml ([`assert_documented`]); a body it
-//! refuses fails the test.
+//! A small OpenAPI 3.0/3.1 and JSON Schema checker: `$ref`, `allOf`, `oneOf`, `anyOf`, `type`
+//! (one or a list, `null` included), `nullable`, `enum`, `const`, `required`, `properties`,
+//! `additionalProperties`, `items`, `minimum`, `maximum`, `minLength`/`maxLength`,
+//! `minItems`/`maxItems`, and the `date-time` and `email` formats. Enough to hold our request
+//! bodies to Zendesk's published description and to the JSON Schemas written from the other
+//! services' references (`tests/specs/*/*.schema.json`), and every answer our HTTP tests
+//! receive to docs/openapi.yaml ([`assert_documented`]); a body it refuses fails the test.
 
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -49,7 +50,15 @@ impl Spec {
         }
     }
 
-    /// The whole document.
+    /// A JSON Schema file (the schema is the whole document; `$ref`s point into it).
+    pub fn load_json(path: &Path) -> Self {
+        let text = std::fs::read_to_string(path).expect("schema readable");
+        Self {
+            root: serde_json::from_str(&text).expect("schema parses"),
+        }
+    }
+
+    /// The whole document, for a JSON Schema file.
     pub fn root(&self) -> &Value {
         &self.root
     }
@@ -154,6 +163,20 @@ impl Spec {
                 errors.push(format!("{at}: {text:?} is not an email"));
             }
             _ => {}
+        }
+        let bounds = |key: &str| schema[key].as_u64().map(|n| n as usize);
+        let size = match value {
+            Value::String(text) => Some((text.chars().count(), "minLength", "maxLength")),
+            Value::Array(items) => Some((items.len(), "minItems", "maxItems")),
+            _ => None,
+        };
+        if let Some((n, min, max)) = size {
+            if bounds(min).is_some_and(|least| n < least) {
+                errors.push(format!("{at}: {n} is below {min} {}", schema[min]));
+            }
+            if bounds(max).is_some_and(|most| n > most) {
+                errors.push(format!("{at}: {n} is above {max} {}", schema[max]));
+            }
         }
         if let Value::Object(fields) = value {
             for name in schema["required"].as_array().into_iter().flatten() {

@@ -46,7 +46,12 @@ pub fn resolve(
 ) -> Resolved {
     let mut given = values.clone();
     // `<secret>_file`: the secret read from a file (keys the loader knows are read already).
-    for name in recipe.settings.iter().filter(|(_, s)| s.secret).map(|(n, _)| n) {
+    for name in recipe
+        .settings
+        .iter()
+        .filter(|(_, s)| s.secret)
+        .map(|(n, _)| n)
+    {
         let file_key = format!("{name}_file");
         let Some(file) = given.shift_remove(&file_key) else {
             continue;
