@@ -85,7 +85,7 @@ pub enum Conversations {
 
 fn ago(ms: i64) -> String {
     let seconds = ((now_ms() - ms) / 1000).max(0);
-    format!("{} ago", crate::render::helpers::human_duration(seconds))
+    format!("{} ago", crate::text::human_duration(seconds))
 }
 
 fn print_table(rows: &[DeliveryInfo]) {

@@ -1,7 +1,7 @@
 //! Settings of `kind: email` and their validation: the SMTP server and its TLS, the sender,
 //! recipients and the message's templates.
 
-use super::load::Problems;
+use super::problems::Problems;
 use super::{BreakerSettings, RateLimit, Secret};
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer};

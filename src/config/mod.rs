@@ -4,13 +4,15 @@
 mod destinations;
 mod email;
 mod load;
+mod problems;
 mod types;
 mod validate;
 mod yaml;
 
 pub use destinations::*;
 pub use email::{EmailSettings, EmailTls, MIN_MESSAGE_BYTES};
-pub use load::{from_text, load, ConfigError, Problems};
+pub use load::{from_text, load};
+pub use problems::{ConfigError, Problem, Problems};
 pub use types::{HumanDuration, IpNet, Secret, SecretList};
 
 use indexmap::IndexMap;

@@ -1,6 +1,6 @@
 //! Checks that typed settings make sense together; each problem names its key.
 
-use super::load::Problems;
+use super::problems::Problems;
 use super::{DestinationSettings, HubspotSettings, Settings, ZendeskSettings};
 
 /// Longest name of a file destination, so that its file names stay within 255 bytes.

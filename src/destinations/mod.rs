@@ -132,7 +132,7 @@ pub fn sent_text(log: &SentLog) -> Option<String> {
         return None;
     }
     let text = list.join("\n");
-    Some(crate::render::helpers::truncate(
+    Some(crate::text::truncate(
         &text,
         MAX_SENT_CHARS,
         "\n… (cut: the rest was sent but is not kept)",

@@ -164,7 +164,7 @@ fn json_message_of_object(v: &serde_json::Value) -> Option<String> {
 }
 
 fn short(text: &str) -> String {
-    crate::render::helpers::truncate(text.trim(), SHORT, "…")
+    crate::text::truncate(text.trim(), SHORT, "…")
 }
 
 /// Whether an attempt that failed so is retried by the schedule (network errors, timeouts,
