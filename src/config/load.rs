@@ -3,21 +3,16 @@
 
 use super::problems::{ConfigError, Problems};
 use super::Settings;
+use crate::destinations::registry::{self, LoadContext, SecretKey};
+use indexmap::IndexMap;
 use serde_json::{Map, Value};
 use std::path::Path;
 
-/// Secret keys that may also be given as `<key>_file`.
-const SECRET_KEYS: &[&str] = &[
-    "hook_tokens",
-    "admin_token",
-    "api_token",
-    "access_token",
-    "oauth_token",
-    "signing_secret",
-    "client_secret",
-    "refresh_token",
-    "username",
-    "password",
+/// Secret keys outside `destinations` that may also be given as `<key>_file`; each
+/// destination kind names its own ([`crate::destinations::registry::Kind::secret_keys`]).
+const SECRET_KEYS: &[(&str, SecretKey)] = &[
+    ("server", SecretKey::list("hook_tokens")),
+    ("server", SecretKey::one("admin_token")),
 ];
 
 /// Prefix of environment overrides (`DESKBRIDGE_SECTION__KEY`).
@@ -33,13 +28,20 @@ pub fn load(path: &Path) -> Result<(Settings, String), ConfigError> {
 
 /// Layers, types and validates the YAML `text` of a configuration with the environment
 /// `env`; `path` only names the file in errors (and `x_file` secrets are read from disk).
+/// Problems of typing and of validation are reported together: a destination whose keys do
+/// not type is left out of validation, the rest is checked.
 pub fn from_text(
     path: &Path,
     text: &str,
     env: impl Iterator<Item = (String, String)>,
 ) -> Result<Settings, ConfigError> {
     let tree = super::yaml::parse(text).map_err(|e| ConfigError::file(path, e))?;
-    let mut settings = settings_from_tree(path, text, tree, env)?;
+    let mut problems = Problems::new(text);
+    let settings = settings_from_tree(path, text, tree, env, &mut problems)?;
+    let Some(mut settings) = settings else {
+        problems.finish(path)?;
+        return Err(ConfigError::file(path, "the configuration cannot be read"));
+    };
     // An empty admin token (say `${DESKBRIDGE_ADMIN_TOKEN:-}` with the variable unset) turns
     // the dashboard off, as leaving the key out does.
     if settings
@@ -50,43 +52,78 @@ pub fn from_text(
     {
         settings.server.admin_token = None;
     }
-    let mut problems = Problems::new(text);
     super::validate::validate(&settings, &mut problems);
     problems.finish(path)?;
     Ok(settings)
 }
 
-/// Layers environment overrides, expands variables, reads secret files and types the result.
+/// Layers environment overrides, expands variables, reads secret files and types the result:
+/// the sections, then each destination by its kind. Problems of variables and secret files
+/// end loading at once; problems of typing are recorded in `out`, and the sections that typed
+/// are returned with every destination that typed (`None` when the sections did not).
 pub fn settings_from_tree(
     path: &Path,
     text: &str,
     mut tree: Value,
     env: impl Iterator<Item = (String, String)>,
-) -> Result<Settings, ConfigError> {
+    out: &mut Problems,
+) -> Result<Option<Settings>, ConfigError> {
     let mut problems = Problems::new(text);
     let env: Vec<(String, String)> = env.collect();
     apply_env_overrides(&mut tree, &env);
     expand_variables(&mut tree, "", &env, &mut problems);
-    read_secret_files(&mut tree, "", &mut problems);
-    problems.finish(path)?;
-    serde_path_to_error::deserialize(tree).map_err(|e| {
-        let message = e.inner().to_string();
-        let mut key = e.path().to_string();
-        // serde places an unknown field at its parent: name the field itself.
-        if let Some(field) = message
-            .strip_prefix("unknown field `")
-            .and_then(|rest| rest.split('`').next())
-        {
-            if key == "." {
-                key = field.to_string();
-            } else if key.rsplit('.').next() != Some(field) {
-                key = format!("{key}.{field}");
+    if let Value::Object(root) = &mut tree {
+        for (section, key) in SECRET_KEYS {
+            if let Some(Value::Object(map)) = root.get_mut(*section) {
+                read_secret_files(map, section, std::slice::from_ref(key), &mut problems);
             }
         }
-        let mut problems = Problems::new(text);
-        problems.add(&key, message);
-        problems.finish(path).expect_err("one problem was added")
-    })
+    }
+    problems.finish(path)?;
+    let destinations = match &mut tree {
+        Value::Object(root) => root.shift_remove("destinations"),
+        _ => None,
+    };
+    let settings = registry::typed::<Settings>(tree, "", &[], out);
+    let destinations = destinations_from(destinations, settings.as_ref(), out);
+    Ok(settings.map(|mut settings| {
+        settings.destinations = destinations;
+        settings
+    }))
+}
+
+/// Reads the `destinations` map, each destination by its kind.
+fn destinations_from(
+    tree: Option<Value>,
+    settings: Option<&Settings>,
+    out: &mut Problems,
+) -> IndexMap<String, super::DestinationSettings> {
+    let mut found = IndexMap::new();
+    let map = match tree {
+        None | Some(Value::Null) => return found,
+        Some(Value::Object(map)) => map,
+        Some(other) => {
+            out.add(
+                "destinations",
+                format!(
+                    "invalid type: {}, expected a map of destinations by name",
+                    crate::smartsupp::type_name(&other)
+                ),
+            );
+            return found;
+        }
+    };
+    let default_dir = super::TemplateSettings::default().dir;
+    let dir = settings.map_or(default_dir.as_str(), |s| s.templates.dir.as_str());
+    let cx = LoadContext {
+        templates_dir: Path::new(dir),
+    };
+    for (name, value) in map {
+        if let Some(destination) = registry::parse(&name, value, &cx, out) {
+            found.insert(name, destination);
+        }
+    }
+    found
 }
 
 /// `DESKBRIDGE_A__B__C=v` sets `a.b.c` (keys matched without regard to case). Variables
@@ -203,60 +240,76 @@ pub fn expand(text: &str, env: &[(String, String)]) -> Result<String, String> {
     Ok(out)
 }
 
-fn read_secret_files(node: &mut Value, at: &str, out: &mut Problems) {
-    match node {
-        Value::Object(map) => {
-            let file_keys: Vec<String> = map
-                .keys()
-                .filter(|k| {
-                    k.strip_suffix("_file")
-                        .is_some_and(|stem| SECRET_KEYS.contains(&stem))
-                })
-                .cloned()
+/// Replaces each `<key>_file` of `keys` (dotted paths under `map`, which stands at `at`) by
+/// the content of the file it names: the trimmed text, or one value per non-empty line for a
+/// list.
+pub fn read_secret_files(
+    map: &mut Map<String, Value>,
+    at: &str,
+    keys: &[SecretKey],
+    out: &mut Problems,
+) {
+    for secret in keys {
+        let (parents, stem) = match secret.key.rsplit_once('.') {
+            Some((parents, stem)) => (Some(parents), stem),
+            None => (None, secret.key.as_ref()),
+        };
+        let mut place = at.to_string();
+        let mut node = Some(&mut *map);
+        for part in parents.into_iter().flat_map(|p| p.split('.')) {
+            node = match node.and_then(|n| n.get_mut(part)) {
+                Some(Value::Object(inner)) => Some(inner),
+                _ => None,
+            };
+            place = join(&place, part);
+        }
+        if let Some(node) = node {
+            read_secret_file(node, &place, stem, secret.list, out);
+        }
+    }
+}
+
+/// Reads `<stem>_file` of `map` (at `at`) into `stem`.
+fn read_secret_file(
+    map: &mut Map<String, Value>,
+    at: &str,
+    stem: &str,
+    list: bool,
+    out: &mut Problems,
+) {
+    let key = format!("{stem}_file");
+    let Some(value) = map.shift_remove(&key) else {
+        return;
+    };
+    let Value::String(secret_path) = value else {
+        out.add(&join(at, &key), "must be a file path");
+        return;
+    };
+    if map.get(stem).is_some_and(|v| !v.is_null()) {
+        out.add(
+            &join(at, &key),
+            format!("give either {stem} or {key}, not both"),
+        );
+        return;
+    }
+    let resolved = std::path::PathBuf::from(&secret_path);
+    match std::fs::read_to_string(&resolved) {
+        Ok(content) if list => {
+            let values = content
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(|l| Value::String(l.to_string()))
                 .collect();
-            for key in file_keys {
-                let stem = key.trim_end_matches("_file").to_string();
-                let Some(Value::String(secret_path)) = map.shift_remove(&key) else {
-                    out.add(&join(at, &key), "must be a file path");
-                    continue;
-                };
-                if map.get(&stem).is_some_and(|v| !v.is_null()) {
-                    out.add(
-                        &join(at, &key),
-                        format!("give either {stem} or {key}, not both"),
-                    );
-                    continue;
-                }
-                let resolved = std::path::PathBuf::from(&secret_path);
-                match std::fs::read_to_string(&resolved) {
-                    Ok(content) if stem == "hook_tokens" || stem == "signing_secret" => {
-                        let list = content
-                            .lines()
-                            .map(str::trim)
-                            .filter(|l| !l.is_empty())
-                            .map(|l| Value::String(l.to_string()))
-                            .collect();
-                        map.insert(stem, Value::Array(list));
-                    }
-                    Ok(content) => {
-                        map.insert(stem, Value::String(content.trim().to_string()));
-                    }
-                    Err(e) => out.add(
-                        &join(at, &key),
-                        format!("cannot read secret file {}: {e}", resolved.display()),
-                    ),
-                }
-            }
-            for (k, v) in map.iter_mut() {
-                read_secret_files(v, &join(at, k), out);
-            }
+            map.insert(stem.to_string(), Value::Array(values));
         }
-        Value::Array(items) => {
-            for (i, item) in items.iter_mut().enumerate() {
-                read_secret_files(item, &format!("{at}[{i}]"), out);
-            }
+        Ok(content) => {
+            map.insert(stem.to_string(), Value::String(content.trim().to_string()));
         }
-        _ => {}
+        Err(e) => out.add(
+            &join(at, &key),
+            format!("cannot read secret file {}: {e}", resolved.display()),
+        ),
     }
 }
 

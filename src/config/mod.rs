@@ -2,7 +2,6 @@
 //! `x_file` secrets, and validation with errors that name file, line and key.
 
 mod destinations;
-mod email;
 mod load;
 mod problems;
 mod types;
@@ -10,10 +9,11 @@ mod validate;
 mod yaml;
 
 pub use destinations::*;
-pub use email::{EmailSettings, EmailTls, MIN_MESSAGE_BYTES};
-pub use load::{from_text, load};
+pub use load::{from_text, load, read_secret_files};
 pub use problems::{ConfigError, Problem, Problems};
-pub use types::{HumanDuration, IpNet, Secret, SecretList};
+pub use types::{
+    words, HttpMethod, HttpUrl, HumanDuration, IpNet, Secret, SecretList, TimeZone, Words,
+};
 
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -40,8 +40,9 @@ pub struct Settings {
     /// Where destination health changes are announced.
     #[serde(default)]
     pub alerts: AlertSettings,
-    /// Destinations by name, in file order.
-    #[serde(default)]
+    /// Destinations by name, in file order. Read apart from the other sections, each by its
+    /// kind ([`crate::destinations::registry::parse`]).
+    #[serde(skip)]
     pub destinations: IndexMap<String, DestinationSettings>,
 }
 

@@ -79,6 +79,14 @@ impl<'a> Problems<'a> {
             message: message.into(),
         });
     }
+    /// How many problems were recorded so far.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+    /// Whether nothing was recorded so far.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
     /// `Ok` when nothing was recorded.
     pub fn finish(mut self, file: &Path) -> Result<(), ConfigError> {
         if self.list.is_empty() {

@@ -4,11 +4,14 @@
 //! step; a later version of the conversation adds a note to the same contact and ticket.
 
 mod response;
+mod settings;
+
+pub use settings::{ApiVersion, HubspotKind, HubspotObject, HubspotSettings, Priority};
 
 use super::http::{self, Exchange};
 use super::pacing::Pacer;
 use super::{BoxFuture, Delivered, DeliveryError, Destination, Job, Request, Shared};
-use crate::config::{HubspotObject, HubspotSettings};
+use crate::config::RateLimit;
 use crate::render::RenderError;
 use crate::smartsupp;
 use handlebars::Context;
@@ -90,8 +93,9 @@ fn fit_note(body: &str) -> String {
 }
 
 impl Hubspot {
-    /// Builds the destination; the settings were validated with the configuration.
-    pub fn new(name: &str, settings: &HubspotSettings, shared: Shared) -> Self {
+    /// Builds the destination; the settings were validated with the configuration, and
+    /// `rate` paces its requests.
+    pub fn new(name: &str, settings: &HubspotSettings, rate: RateLimit, shared: Shared) -> Self {
         let token = settings
             .access_token
             .as_ref()
@@ -102,7 +106,7 @@ impl Hubspot {
             settings: settings.clone(),
             authorization: format!("Bearer {token}"),
             shared,
-            pacer: Pacer::new(settings.rate_limit),
+            pacer: Pacer::new(rate),
             parked_until: Mutex::new(None),
         }
     }
@@ -113,10 +117,10 @@ impl Hubspot {
 
     /// `/crm/v3/objects/{object}…` or `/crm/objects/{version}/{object}…`.
     fn url(&self, object: &str, suffix: &str) -> String {
-        let base = self.settings.base_url.trim_end_matches('/');
-        match self.settings.api_version.as_str() {
-            "v3" => format!("{base}/crm/v3/objects/{object}{suffix}"),
-            v => format!("{base}/crm/objects/{v}/{object}{suffix}"),
+        let base = self.settings.base_url.as_str().trim_end_matches('/');
+        match &self.settings.api_version {
+            ApiVersion::V3 => format!("{base}/crm/v3/objects/{object}{suffix}"),
+            ApiVersion::Dated(v) => format!("{base}/crm/objects/{v}/{object}{suffix}"),
         }
     }
 
@@ -434,7 +438,7 @@ impl Destination for Hubspot {
         let s = &self.settings;
         let mut vars = Map::new();
         vars.insert("kind".into(), json!("hubspot"));
-        vars.insert("timeZone".into(), json!(s.time_zone));
+        vars.insert("timeZone".into(), json!(s.time_zone.name()));
         vars.insert("pipeline".into(), json!(s.pipeline));
         vars.insert("stage".into(), json!(s.stage));
         vars.insert("priority".into(), json!(s.priority));

@@ -4,10 +4,13 @@
 //! id and URL are recorded with the delivery.
 
 mod response;
+mod settings;
+
+pub use settings::{Priority, TicketType, ZendeskKind, ZendeskMode, ZendeskSettings};
 
 use super::http::{self, Exchange};
 use super::{BoxFuture, Delivered, DeliveryError, Destination, Job, Request, Shared};
-use crate::config::{AuthSettings, ZendeskMode, ZendeskSettings};
+use crate::config::AuthSettings;
 use crate::oauth::{Encoding, Endpoint, TokenSource};
 use crate::render::RenderError;
 use crate::store::now_ms;
@@ -66,7 +69,7 @@ impl Zendesk {
     /// Builds the destination; the settings were validated with the configuration.
     pub fn new(name: &str, settings: &ZendeskSettings, shared: Shared) -> Self {
         let base = match (&settings.base_url, &settings.subdomain) {
-            (Some(url), _) => url.trim_end_matches('/').to_string(),
+            (Some(url), _) => url.as_str().trim_end_matches('/').to_string(),
             (None, Some(sub)) => format!("https://{sub}.zendesk.com"),
             (None, None) => String::new(),
         };
@@ -74,7 +77,8 @@ impl Zendesk {
             let endpoint = Endpoint {
                 token_url: o
                     .token_url
-                    .clone()
+                    .as_ref()
+                    .map(|u| u.as_str().to_string())
                     .unwrap_or_else(|| format!("{base}/oauth/tokens")),
                 encoding: Encoding::Json,
                 default_scope: OAUTH_SCOPE,
@@ -414,7 +418,7 @@ impl Destination for Zendesk {
         let s = &self.settings;
         let mut vars = Map::new();
         vars.insert("kind".into(), json!("zendesk"));
-        vars.insert("timeZone".into(), json!(s.time_zone));
+        vars.insert("timeZone".into(), json!(s.time_zone.name()));
         vars.insert("public".into(), json!(s.public));
         vars.insert("priority".into(), json!(s.priority));
         vars.insert("type".into(), json!(s.ticket_type));
