@@ -35,5 +35,6 @@ pub mod samples;
 pub mod smartsupp;
 pub mod store;
 pub mod telemetry;
+pub mod text;
 pub mod tokens;
 pub mod worker;

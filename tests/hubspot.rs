@@ -462,3 +462,35 @@ async fn a_ticket_with_an_unknown_outcome_is_searched_before_it_is_created_again
         .unwrap();
     assert_eq!(json_body(note)["associations"][1], assoc("999", 228));
 }
+
+/// `render` and delivery come from one description of the sequence: the requests previewed
+/// for a conversation are the ones sent, with the ids of earlier steps filled in.
+#[tokio::test]
+async fn the_preview_is_what_delivery_sends() {
+    let (mock, _) = hubspot().await;
+    let config = crm(&mock, "");
+    let dir = tempfile::tempdir().unwrap();
+    let path = config.write(dir.path());
+    let (settings, text) = deskbridge::config::load(&path).unwrap();
+    let prepared = deskbridge::app::prepare(settings, &path, &text).unwrap();
+    let raw = sample("chat.json").to_string();
+    let previewed =
+        deskbridge::destinations::preview(prepared.destinations[0].as_ref(), raw.as_bytes(), None)
+            .unwrap();
+
+    let app = TestApp::spawn(config).await;
+    app.post_hook(raw).await;
+    let sent = requests_at(&mock, 3).await;
+    all_done(&app).await;
+    assert_eq!(previewed.len(), sent.len());
+    for (preview, sent) in previewed.iter().zip(&sent) {
+        assert_eq!(preview.method, sent.method.as_str());
+        assert_eq!(preview.url, format!("{}{}", mock.uri(), sent.url.path()));
+        let filled = preview
+            .body
+            .replace("<contact id>", "501")
+            .replace("<ticket id>", "601");
+        let filled: Value = serde_json::from_str(&filled).unwrap();
+        assert_eq!(filled, json_body(sent), "{}", preview.url);
+    }
+}

@@ -131,7 +131,7 @@ async fn deliveries(
     let rows = state
         .store
         .deliveries(DeliveryFilter {
-            state: views::one_of("state", query.state, views::STATES)?,
+            state: views::state_filter(query.state)?,
             destination: query.destination.filter(|d| !d.is_empty()),
             since: since(query.since.as_deref())?,
             limit: query.limit.unwrap_or(100).clamp(1, 1000),

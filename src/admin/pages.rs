@@ -3,10 +3,11 @@
 //! Rendered from the views by [`super::templating`]; signing in and out is [`super::signin`].
 
 use super::templating::{self, urlencode};
-use super::views::{self, DeadQuery, ListQuery, KINDS, STATES};
+use super::views::{self, DeadQuery, ListQuery, KINDS};
 use super::{notice, AdminError, AdminState, Caller, Live};
 use crate::store::admin::{Replay, Replayer};
 use crate::store::now_ms;
+use crate::store::DeliveryState;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -194,7 +195,7 @@ async fn conversations(
                 "count_text": count_text(&view, filtered, query.before.is_some()),
                 "view": view,
                 "q": query.q, "kind": query.kind, "state": query.state,
-                "kinds": KINDS, "states": STATES,
+                "kinds": KINDS, "states": DeliveryState::ALL,
                 "next_url": view.next_before.map(|b| list_url(&query, Some(b))),
                 "first_url": query.before.map(|_| list_url(&query, None)),
             }),

@@ -70,10 +70,10 @@ handlebars_helper!(urlencode_helper: |text: Value| match text {
 });
 handlebars_helper!(local_time_helper: |ms: Value, tz: str| {
     let tz: Tz = tz.parse().unwrap_or(Tz::UTC);
-    crate::render::helpers::format_time(&ms, tz, "%Y-%m-%d %H:%M:%S").unwrap_or_else(|| "—".into())
+    crate::text::format_time(&ms, tz, "%Y-%m-%d %H:%M:%S").unwrap_or_else(|| "—".into())
 });
 handlebars_helper!(seconds_helper: |s: Value| match s.as_i64() {
-    Some(s) => crate::render::helpers::human_duration(s),
+    Some(s) => crate::text::human_duration(s),
     None => "—".into(),
 });
 handlebars_helper!(percent_helper: |p: Value| match p.as_f64() {
@@ -107,14 +107,13 @@ fn time_helper(
         out.write("—")?;
         return Ok(());
     };
-    let exact =
-        crate::render::helpers::format_time(&ms, tz, "%Y-%m-%d %H:%M:%S").unwrap_or_default();
+    let exact = crate::text::format_time(&ms, tz, "%Y-%m-%d %H:%M:%S").unwrap_or_default();
     let iso = crate::smartsupp::rfc3339(&ms);
     let now = crate::store::now_ms();
     let shown = if (now - at).abs() < RELATIVE_WITHIN_MS {
         relative(at, now)
     } else {
-        crate::render::helpers::format_time(&ms, tz, "%Y-%m-%d %H:%M").unwrap_or_default()
+        crate::text::format_time(&ms, tz, "%Y-%m-%d %H:%M").unwrap_or_default()
     };
     let escape = handlebars::html_escape;
     out.write(&format!(

@@ -6,7 +6,7 @@ use super::runtime;
 use crate::app::Prepared;
 use crate::config::HumanDuration;
 use crate::store::admin::{DeliveryFilter, DeliveryInfo, Erased, Replay, Replayer, Retention};
-use crate::store::{now_ms, Store};
+use crate::store::{now_ms, DeliveryState, Store};
 use anyhow::Context as _;
 use clap::Subcommand;
 use std::process::ExitCode;
@@ -22,8 +22,8 @@ pub enum Deliveries {
     /// List deliveries, newest first.
     List {
         /// Only this state: pending, done or dead.
-        #[arg(long, value_parser = ["pending", "done", "dead"])]
-        state: Option<String>,
+        #[arg(long, value_enum)]
+        state: Option<DeliveryState>,
         /// Only this destination.
         #[arg(long)]
         destination: Option<String>,
@@ -85,7 +85,7 @@ pub enum Conversations {
 
 fn ago(ms: i64) -> String {
     let seconds = ((now_ms() - ms) / 1000).max(0);
-    format!("{} ago", crate::render::helpers::human_duration(seconds))
+    format!("{} ago", crate::text::human_duration(seconds))
 }
 
 fn print_table(rows: &[DeliveryInfo]) {

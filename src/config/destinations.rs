@@ -1,263 +1,76 @@
-//! Settings of each destination kind.
+//! A configured destination: the keys every kind shares ([`Common`]) and the kind's own typed
+//! settings; plus the value types several kinds use (rates, breakers, per-kind values, OAuth).
+//! Each kind's settings live with the kind, under `src/destinations/<kind>/`.
 
-use super::{EmailSettings, HumanDuration, Secret, SecretList};
-use indexmap::IndexMap;
-use serde::Deserialize;
+use super::{HumanDuration, Secret};
+use crate::destinations::registry::KindSettings;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
-/// One destination; `kind` selects the variant.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum DestinationSettings {
-    /// POST the rendered body to any URL.
-    Webhook(WebhookSettings),
-    /// Write the rendered body to a folder, one file per delivery.
-    File(FileSettings),
-    /// Create (or update) a Zendesk ticket per conversation.
-    Zendesk(Box<ZendeskSettings>),
-    /// Upsert the HubSpot contact, create a ticket and a transcript note.
-    Hubspot(Box<HubspotSettings>),
-    /// Send the transcript as an email over SMTP (any help desk's support address).
-    Email(Box<EmailSettings>),
-    /// A destination described in YAML (docs/RECIPES.md): `kind: recipe` with `recipe: PATH`,
-    /// or a shipped recipe by its name (`kind: freshdesk`).
-    Recipe(Box<RecipeSettings>),
-}
-
-/// Keys every destination has besides its kind's own.
-pub const SHARED_DESTINATION_KEYS: &[&str] = &["when", "rate_limit", "concurrency", "breaker"];
-
-/// `kind: recipe`, or a shipped recipe's kind.
-#[derive(Debug, Clone, Deserialize)]
-pub struct RecipeSettings {
-    /// Handlebars expression; the destination gets a conversation when it renders `true`.
-    pub when: Option<String>,
-    /// Most deliveries started per period, e.g. `100/10s` (none by default).
-    #[serde(default)]
-    pub rate_limit: Option<RateLimit>,
-    /// Concurrent deliveries to this destination, instead of `delivery.workers`.
-    #[serde(default)]
-    pub concurrency: Option<usize>,
-    /// When to pause the destination after failures.
-    #[serde(default)]
-    pub breaker: BreakerSettings,
-    /// The recipe file (for a shipped recipe, its file under the templates folder).
-    pub recipe: String,
-    /// The recipe's own settings as written, checked against the recipe when it is loaded.
-    #[serde(flatten)]
-    pub values: serde_json::Map<String, serde_json::Value>,
-    /// The recipe, read and checked by the loader.
-    #[serde(skip)]
-    pub loaded: std::sync::Arc<crate::destinations::recipe::format::Recipe>,
-    /// `values` typed by the recipe's settings.
-    #[serde(skip)]
-    pub resolved: crate::destinations::recipe::settings::Resolved,
+/// One destination: the shared keys and the settings of its kind (`kind:` selects it; see
+/// [`crate::destinations::registry`]).
+#[derive(Debug, Clone)]
+pub struct DestinationSettings {
+    /// `when`, `concurrency`, `rate_limit`, `breaker`.
+    pub common: Common,
+    /// The kind's own settings.
+    pub own: Arc<dyn KindSettings>,
 }
 
 impl DestinationSettings {
+    /// The value of `kind:`.
+    pub fn kind(&self) -> &str {
+        self.own.kind()
+    }
+
+    /// The kind's settings as their own type, when they are of type `T`.
+    pub fn settings<T: 'static>(&self) -> Option<&T> {
+        self.own.as_ref().as_any().downcast_ref::<T>()
+    }
+
     /// The `when` expression, if any.
     pub fn when(&self) -> Option<&str> {
-        match self {
-            Self::Webhook(w) => w.when.as_deref(),
-            Self::File(f) => f.when.as_deref(),
-            Self::Zendesk(z) => z.when.as_deref(),
-            Self::Hubspot(h) => h.when.as_deref(),
-            Self::Email(e) => e.when.as_deref(),
-            Self::Recipe(r) => r.when.as_deref(),
-        }
+        self.common.when.as_deref()
     }
 
-    /// Pacing, concurrency and breaker of the destination's lane. HubSpot paces its own
-    /// requests (its `rate_limit` counts API calls), so its lane has no pacer.
+    /// Pacing, concurrency and breaker of the destination's lane. A destination that paces
+    /// its own requests (HubSpot counts API calls) has no lane pacer.
     pub fn health(&self) -> (Option<RateLimit>, Option<usize>, BreakerSettings) {
-        match self {
-            Self::Webhook(w) => (w.rate_limit, w.concurrency, w.breaker),
-            Self::File(f) => (f.rate_limit, f.concurrency, f.breaker),
-            Self::Zendesk(z) => (z.rate_limit, z.concurrency, z.breaker),
-            Self::Hubspot(h) => (None, h.concurrency, h.breaker),
-            Self::Email(e) => (e.rate_limit, e.concurrency, e.breaker),
-            Self::Recipe(r) => (r.rate_limit, r.concurrency, r.breaker),
-        }
-    }
-
-    /// The main template.
-    pub fn template(&self) -> &str {
-        match self {
-            Self::Webhook(w) => &w.template,
-            Self::File(f) => &f.template,
-            Self::Zendesk(z) => &z.template,
-            Self::Hubspot(h) => &h.ticket_template,
-            Self::Email(e) => &e.text_template,
-            Self::Recipe(r) => r.loaded.body_templates().first().map_or("", |(_, t)| t),
-        }
+        (
+            self.own.lane_rate(&self.common),
+            self.common.concurrency,
+            self.common.breaker,
+        )
     }
 
     /// Every template the destination may render, with its key.
-    pub fn templates(&self) -> Vec<(&'static str, &str)> {
-        match self {
-            Self::Zendesk(z) => vec![
-                ("template", &z.template),
-                ("update_template", &z.update_template),
-                ("context_template", &z.context_template),
-                ("import_template", &z.import_template),
-            ],
-            Self::Hubspot(h) => vec![
-                ("contact_template", &h.contact_template),
-                ("ticket_template", &h.ticket_template),
-                ("note_template", &h.note_template),
-            ],
-            Self::Email(e) => vec![
-                ("text_template", &e.text_template),
-                ("html_template", &e.html_template),
-            ],
-            Self::Recipe(r) => r
-                .loaded
-                .body_templates()
-                .into_iter()
-                .map(|(_, t)| ("recipe", t))
-                .collect(),
-            other => vec![("template", other.template())],
-        }
+    pub fn templates(&self) -> Vec<(String, &str)> {
+        self.own.templates()
     }
 
     /// Handlebars templates written in the configuration itself (not `when`), by their key
     /// under the destination, e.g. `subject` or `to[0]`.
     pub fn inline_templates(&self) -> Vec<(String, &str)> {
-        match self {
-            Self::Email(e) => e.inline_templates(),
-            Self::Recipe(r) => r
-                .loaded
-                .inline_templates()
-                .into_iter()
-                .map(|(key, source)| (format!("recipe.{key}"), source))
-                .collect(),
-            _ => Vec::new(),
-        }
+        self.own.inline_templates()
     }
 }
 
-/// `kind: webhook`.
-#[derive(Debug, Clone, Deserialize)]
+/// The keys every destination kind accepts, read once for all kinds.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct WebhookSettings {
+pub struct Common {
     /// Handlebars expression; the destination gets a conversation when it renders `true`.
     pub when: Option<String>,
-    /// Most deliveries started per period, e.g. `100/10s` (none by default).
-    #[serde(default)]
-    pub rate_limit: Option<RateLimit>,
     /// Concurrent deliveries to this destination, instead of `delivery.workers`.
     #[serde(default)]
     pub concurrency: Option<usize>,
-    /// When to pause the destination after failures.
-    #[serde(default)]
-    pub breaker: BreakerSettings,
-    /// Template path under `templates.dir`.
-    #[serde(default = "default_webhook_template")]
-    pub template: String,
-    /// Where to send the request.
-    pub url: String,
-    /// HTTP method.
-    #[serde(default = "default_method")]
-    pub method: String,
-    /// Extra request headers; values are treated as secrets in output.
-    #[serde(default)]
-    pub headers: IndexMap<String, Secret>,
-    /// Standard Webhooks secrets (`whsec_…`); several sign with each, for rotation.
-    #[serde(default)]
-    pub signing_secret: Option<SecretList>,
-}
-
-fn default_webhook_template() -> String {
-    "webhook/conversation.json.hbs".into()
-}
-
-fn default_method() -> String {
-    "POST".into()
-}
-
-/// `kind: file`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileSettings {
-    /// Handlebars expression; the destination gets a conversation when it renders `true`.
-    pub when: Option<String>,
-    /// Most deliveries started per period, e.g. `100/10s` (none by default).
+    /// Most deliveries started per period, e.g. `100/10s` (none by default; a kind that
+    /// paces its own requests counts them instead, with its own default).
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
-    /// Concurrent deliveries to this destination, instead of `delivery.workers`.
-    #[serde(default)]
-    pub concurrency: Option<usize>,
     /// When to pause the destination after failures.
     #[serde(default)]
     pub breaker: BreakerSettings,
-    /// Template path under `templates.dir`.
-    #[serde(default = "default_webhook_template")]
-    pub template: String,
-    /// Folder the files are written to (created when missing).
-    pub dir: String,
-}
-
-/// `kind: zendesk`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ZendeskSettings {
-    /// Handlebars expression; the destination gets a conversation when it renders `true`.
-    pub when: Option<String>,
-    /// Most deliveries started per period, e.g. `100/10s` (none by default).
-    #[serde(default)]
-    pub rate_limit: Option<RateLimit>,
-    /// Concurrent deliveries to this destination, instead of `delivery.workers`.
-    #[serde(default)]
-    pub concurrency: Option<usize>,
-    /// When to pause the destination after failures.
-    #[serde(default)]
-    pub breaker: BreakerSettings,
-    /// Template of a new ticket (`POST /api/v2/tickets`).
-    #[serde(default = "zendesk_ticket")]
-    pub template: String,
-    /// Template of the comment added when the visitor comes back (a new version).
-    #[serde(default = "zendesk_update")]
-    pub update_template: String,
-    /// Template of the internal comment with the visitor's context, added after creation
-    /// when `public` is true (an internal first comment carries the context itself).
-    #[serde(default = "zendesk_context")]
-    pub context_template: String,
-    /// Template of `mode: import` (`POST /api/v2/imports/tickets`).
-    #[serde(default = "zendesk_import")]
-    pub import_template: String,
-    /// Account subdomain: `acme` for `https://acme.zendesk.com`.
-    pub subdomain: Option<String>,
-    /// API base URL instead of the subdomain (tests, sandboxes, proxies).
-    pub base_url: Option<String>,
-    /// The API user's email, with `api_token`.
-    pub email: Option<String>,
-    /// API token (Basic auth as `{email}/token`).
-    pub api_token: Option<Secret>,
-    /// A fixed OAuth access token (Bearer), instead of email and API token.
-    pub oauth_token: Option<Secret>,
-    /// OAuth 2.0 with a confidential client: access tokens fetched and renewed by deskbridge.
-    pub auth: Option<AuthSettings>,
-    /// `create` (live tickets) or `import` (Ticket Import: the chat's own timestamps).
-    #[serde(default)]
-    pub mode: ZendeskMode,
-    /// Time zone of times in the transcript (IANA name).
-    #[serde(default = "utc")]
-    pub time_zone: String,
-    /// Whether the transcript comment is public (may email the requester) or internal.
-    #[serde(default)]
-    pub public: bool,
-    /// Ticket priority by conversation kind (urgent, high, normal, low).
-    #[serde(default = "default_priority")]
-    pub priority: PerKind,
-    /// Ticket type by conversation kind (problem, incident, question, task).
-    #[serde(default = "default_type", rename = "type")]
-    pub ticket_type: PerKind,
-    /// Tags added to every ticket, besides `smartsupp`, the kind and `rating_N`.
-    #[serde(default)]
-    pub tags: Vec<String>,
-    /// How long Zendesk remembers an `Idempotency-Key`; past it, an unknown outcome is
-    /// looked up by `external_id` before creating again.
-    #[serde(default = "two_hours")]
-    pub idempotency_window: HumanDuration,
 }
 
 /// `auth:` of a destination: how its access tokens are obtained.
@@ -287,7 +100,30 @@ pub struct OAuthSettings {
     /// after the admin authorised again (also `refresh_token_file`).
     pub refresh_token: Option<Secret>,
     /// The token endpoint, instead of the destination's own (tests, proxies).
-    pub token_url: Option<String>,
+    pub token_url: Option<super::HttpUrl>,
+}
+
+impl OAuthSettings {
+    /// Records the problems of `auth: {kind: oauth}` at `at`.
+    pub fn validate(&self, at: &str, out: &mut super::Problems) {
+        if self.client_id.trim().is_empty() {
+            out.add(&format!("{at}.client_id"), "must not be empty");
+        }
+        if self.client_secret.expose().trim().is_empty() {
+            out.add(&format!("{at}.client_secret"), "must not be empty");
+        }
+        match (self.grant, &self.refresh_token) {
+            (OAuthGrant::RefreshToken, None) => out.add(
+                &format!("{at}.refresh_token"),
+                "grant refresh_token needs the refresh_token that seeds the store",
+            ),
+            (OAuthGrant::ClientCredentials, Some(_)) => out.add(
+                &format!("{at}.refresh_token"),
+                "is used with grant: refresh_token only",
+            ),
+            _ => {}
+        }
+    }
 }
 
 /// Which OAuth 2.0 grant obtains access tokens.
@@ -301,129 +137,27 @@ pub enum OAuthGrant {
     RefreshToken,
 }
 
-/// Ticket creation mode.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum ZendeskMode {
-    /// `POST /api/v2/tickets`.
-    #[default]
-    Create,
-    /// `POST /api/v2/imports/tickets` (admin only).
-    Import,
-}
-
 /// A value for each conversation kind.
-#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-pub struct PerKind {
+pub struct PerKind<T> {
     /// A finished chat.
-    pub chat: String,
+    pub chat: T,
     /// A chat nobody answered.
-    pub missed: String,
+    pub missed: T,
     /// A message left while offline.
-    pub offline: String,
+    pub offline: T,
 }
 
-fn zendesk_ticket() -> String {
-    "zendesk/ticket.json.hbs".into()
-}
-fn zendesk_update() -> String {
-    "zendesk/update.json.hbs".into()
-}
-fn zendesk_context() -> String {
-    "zendesk/context.json.hbs".into()
-}
-fn zendesk_import() -> String {
-    "zendesk/import.json.hbs".into()
-}
-fn utc() -> String {
-    "UTC".into()
-}
-fn two_hours() -> HumanDuration {
-    HumanDuration(std::time::Duration::from_secs(2 * 3600))
-}
-fn default_priority() -> PerKind {
-    PerKind {
-        chat: "normal".into(),
-        missed: "high".into(),
-        offline: "normal".into(),
+impl<T: Clone> PerKind<T> {
+    /// The same value for every kind.
+    pub fn same(value: T) -> Self {
+        Self {
+            chat: value.clone(),
+            missed: value.clone(),
+            offline: value,
+        }
     }
-}
-fn default_type() -> PerKind {
-    PerKind {
-        chat: "question".into(),
-        missed: "question".into(),
-        offline: "question".into(),
-    }
-}
-
-/// `kind: hubspot`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HubspotSettings {
-    /// Handlebars expression; the destination gets a conversation when it renders `true`.
-    pub when: Option<String>,
-    /// Concurrent deliveries to this destination, instead of `delivery.workers`.
-    #[serde(default)]
-    pub concurrency: Option<usize>,
-    /// When to pause the destination after failures.
-    #[serde(default)]
-    pub breaker: BreakerSettings,
-    /// Template of the contact's properties.
-    #[serde(default = "hubspot_contact")]
-    pub contact_template: String,
-    /// Template of the ticket's properties.
-    #[serde(default = "hubspot_ticket")]
-    pub ticket_template: String,
-    /// Template of the note's properties.
-    #[serde(default = "hubspot_note")]
-    pub note_template: String,
-    /// API host (tests, proxies).
-    #[serde(default = "hubapi")]
-    pub base_url: String,
-    /// Private app or service key access token (Bearer).
-    pub access_token: Option<Secret>,
-    /// `2026-03` (date-versioned paths) or `v3` (the legacy family).
-    #[serde(default = "hubspot_version")]
-    pub api_version: String,
-    /// Which objects to write (always in the order contact, ticket, note).
-    #[serde(default = "hubspot_objects")]
-    pub create: Vec<HubspotObject>,
-    /// Ticket pipeline id by conversation kind.
-    #[serde(default = "hubspot_pipeline")]
-    pub pipeline: PerKind,
-    /// Ticket pipeline stage id by conversation kind.
-    #[serde(default = "hubspot_stage")]
-    pub stage: PerKind,
-    /// Ticket priority by conversation kind (LOW, MEDIUM, HIGH, URGENT).
-    #[serde(default = "hubspot_priority")]
-    pub priority: PerKind,
-    /// Owner of created tickets.
-    pub owner_id: Option<String>,
-    /// The HubSpot account (portal) id: with it the admin dashboard links created contacts and
-    /// tickets to their records in HubSpot.
-    pub portal_id: Option<String>,
-    /// A custom ticket property that holds the conversation key: a ticket whose creation had
-    /// an unknown outcome is searched by it before being created again.
-    pub conversation_key_property: Option<String>,
-    /// Time zone of times in transcripts (IANA name).
-    #[serde(default = "utc")]
-    pub time_zone: String,
-    /// Most requests per period, e.g. `100/10s`.
-    #[serde(default = "hubspot_rate")]
-    pub rate_limit: RateLimit,
-}
-
-/// A HubSpot object deskbridge can write.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum HubspotObject {
-    /// Upserted by email.
-    Contact,
-    /// Created once per conversation.
-    Ticket,
-    /// The transcript; one per version.
-    Note,
 }
 
 /// `N/period`, e.g. `100/10s`.
@@ -453,55 +187,6 @@ impl<'de> Deserialize<'de> for RateLimit {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
         Self::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-fn hubspot_contact() -> String {
-    "hubspot/contact.json.hbs".into()
-}
-fn hubspot_ticket() -> String {
-    "hubspot/ticket.json.hbs".into()
-}
-fn hubspot_note() -> String {
-    "hubspot/note.json.hbs".into()
-}
-fn hubapi() -> String {
-    "https://api.hubapi.com".into()
-}
-fn hubspot_version() -> String {
-    "2026-03".into()
-}
-fn hubspot_objects() -> Vec<HubspotObject> {
-    vec![
-        HubspotObject::Contact,
-        HubspotObject::Ticket,
-        HubspotObject::Note,
-    ]
-}
-fn same(value: &str) -> PerKind {
-    PerKind {
-        chat: value.into(),
-        missed: value.into(),
-        offline: value.into(),
-    }
-}
-fn hubspot_pipeline() -> PerKind {
-    same("0")
-}
-fn hubspot_stage() -> PerKind {
-    same("1")
-}
-fn hubspot_priority() -> PerKind {
-    PerKind {
-        chat: "LOW".into(),
-        missed: "HIGH".into(),
-        offline: "MEDIUM".into(),
-    }
-}
-fn hubspot_rate() -> RateLimit {
-    RateLimit {
-        requests: 100,
-        per: std::time::Duration::from_secs(10),
     }
 }
 

@@ -1,116 +1,24 @@
 //! Loading: file → overrides from the environment → `${VAR}` expansion → `x_file` secrets →
 //! typed settings → validation. Every error names the file, the line where known, and the key.
 
+use super::problems::{ConfigError, Problems};
 use super::Settings;
+use crate::destinations::registry::{self, LoadContext, SecretKey};
+use indexmap::IndexMap;
 use serde_json::{Map, Value};
-use std::fmt;
 use std::path::Path;
 
-/// Secret keys that may also be given as `<key>_file`.
-const SECRET_KEYS: &[&str] = &[
-    "hook_tokens",
-    "webhook_secrets",
-    "admin_token",
-    "api_token",
-    "access_token",
-    "oauth_token",
-    "signing_secret",
-    "client_secret",
-    "refresh_token",
-    "username",
-    "password",
+/// Secret keys outside `destinations` that may also be given as `<key>_file`; each
+/// destination kind names its own ([`crate::destinations::registry::Kind::secret_keys`]).
+const SECRET_KEYS: &[(&str, SecretKey)] = &[
+    ("server", SecretKey::list("hook_tokens")),
+    ("server", SecretKey::one("admin_token")),
+    ("smartsupp", SecretKey::list("webhook_secrets")),
+    ("smartsupp", SecretKey::one("api_token")),
 ];
 
 /// Prefix of environment overrides (`DESKBRIDGE_SECTION__KEY`).
 const ENV_PREFIX: &str = "DESKBRIDGE_";
-
-/// One thing wrong with a configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// Line in the file, when the key stands in it.
-    pub line: Option<usize>,
-    /// Dotted key path, e.g. `destinations.archive.url`.
-    pub key: Option<String>,
-    /// What is wrong.
-    pub message: String,
-}
-
-/// A configuration that cannot be used, with every problem found.
-#[derive(Debug, Clone, thiserror::Error)]
-pub struct ConfigError {
-    /// The configuration file.
-    pub file: String,
-    /// What is wrong, in file order where known.
-    pub problems: Vec<Problem>,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.problems.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{}", self.file)?;
-            if let Some(line) = p.line {
-                write!(f, ":{line}")?;
-            }
-            if let Some(key) = &p.key {
-                write!(f, ": {key}")?;
-            }
-            write!(f, ": {}", p.message)?;
-        }
-        Ok(())
-    }
-}
-
-impl ConfigError {
-    /// An error about the file as a whole.
-    pub fn file(file: &Path, message: impl Into<String>) -> Self {
-        Self {
-            file: file.display().to_string(),
-            problems: vec![Problem {
-                line: None,
-                key: None,
-                message: message.into(),
-            }],
-        }
-    }
-}
-
-/// Collects problems and places each key on its line in the file's text.
-pub struct Problems<'a> {
-    text: &'a str,
-    list: Vec<Problem>,
-}
-
-impl<'a> Problems<'a> {
-    /// An empty list for the given file text.
-    pub fn new(text: &'a str) -> Self {
-        Self {
-            text,
-            list: Vec::new(),
-        }
-    }
-    /// Records a problem with `key` (dotted path).
-    pub fn add(&mut self, key: &str, message: impl Into<String>) {
-        self.list.push(Problem {
-            line: find_line(self.text, key),
-            key: Some(key.to_string()),
-            message: message.into(),
-        });
-    }
-    /// `Ok` when nothing was recorded.
-    pub fn finish(mut self, file: &Path) -> Result<(), ConfigError> {
-        if self.list.is_empty() {
-            return Ok(());
-        }
-        self.list.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
-        Err(ConfigError {
-            file: file.display().to_string(),
-            problems: self.list,
-        })
-    }
-}
 
 /// Reads, layers and validates the configuration at `path`.
 pub fn load(path: &Path) -> Result<(Settings, String), ConfigError> {
@@ -122,13 +30,20 @@ pub fn load(path: &Path) -> Result<(Settings, String), ConfigError> {
 
 /// Layers, types and validates the YAML `text` of a configuration with the environment
 /// `env`; `path` only names the file in errors (and `x_file` secrets are read from disk).
+/// Problems of typing and of validation are reported together: a destination whose keys do
+/// not type is left out of validation, the rest is checked.
 pub fn from_text(
     path: &Path,
     text: &str,
     env: impl Iterator<Item = (String, String)>,
 ) -> Result<Settings, ConfigError> {
     let tree = super::yaml::parse(text).map_err(|e| ConfigError::file(path, e))?;
-    let mut settings = settings_from_tree(path, text, tree, env)?;
+    let mut problems = Problems::new(text);
+    let settings = settings_from_tree(path, text, tree, env, &mut problems)?;
+    let Some(mut settings) = settings else {
+        problems.finish(path)?;
+        return Err(ConfigError::file(path, "the configuration cannot be read"));
+    };
     // An empty admin token (say `${DESKBRIDGE_ADMIN_TOKEN:-}` with the variable unset) turns
     // the dashboard off, as leaving the key out does.
     if settings
@@ -139,51 +54,78 @@ pub fn from_text(
     {
         settings.server.admin_token = None;
     }
-    super::recipes::load(&mut settings, path, text)?;
-    let mut problems = Problems::new(text);
     super::validate::validate(&settings, &mut problems);
     problems.finish(path)?;
     Ok(settings)
 }
 
-/// Layers environment overrides, expands variables, reads secret files and types the result.
+/// Layers environment overrides, expands variables, reads secret files and types the result:
+/// the sections, then each destination by its kind. Problems of variables and secret files
+/// end loading at once; problems of typing are recorded in `out`, and the sections that typed
+/// are returned with every destination that typed (`None` when the sections did not).
 pub fn settings_from_tree(
     path: &Path,
     text: &str,
     mut tree: Value,
     env: impl Iterator<Item = (String, String)>,
-) -> Result<Settings, ConfigError> {
+    out: &mut Problems,
+) -> Result<Option<Settings>, ConfigError> {
     let mut problems = Problems::new(text);
     let env: Vec<(String, String)> = env.collect();
     apply_env_overrides(&mut tree, &env);
     expand_variables(&mut tree, "", &env, &mut problems);
-    read_secret_files(&mut tree, "", &mut problems);
-    super::recipes::name_shipped(&mut tree, &mut problems);
-    problems.finish(path)?;
-    serde_path_to_error::deserialize(tree).map_err(|e| {
-        let (key, message) = serde_problem(&e);
-        let mut problems = Problems::new(text);
-        problems.add(&key, message);
-        problems.finish(path).expect_err("one problem was added")
-    })
-}
-
-/// The dotted key and message of a typing error; an unknown field is named itself (serde
-/// places it at its parent).
-pub fn serde_problem(e: &serde_path_to_error::Error<serde_json::Error>) -> (String, String) {
-    let message = e.inner().to_string();
-    let mut key = e.path().to_string();
-    if let Some(field) = message
-        .strip_prefix("unknown field `")
-        .and_then(|rest| rest.split('`').next())
-    {
-        if key == "." {
-            key = field.to_string();
-        } else if key.rsplit('.').next() != Some(field) {
-            key = format!("{key}.{field}");
+    if let Value::Object(root) = &mut tree {
+        for (section, key) in SECRET_KEYS {
+            if let Some(Value::Object(map)) = root.get_mut(*section) {
+                read_secret_files(map, section, std::slice::from_ref(key), &mut problems);
+            }
         }
     }
-    (key, message)
+    problems.finish(path)?;
+    let destinations = match &mut tree {
+        Value::Object(root) => root.shift_remove("destinations"),
+        _ => None,
+    };
+    let settings = registry::typed::<Settings>(tree, "", &[], out);
+    let destinations = destinations_from(destinations, settings.as_ref(), out);
+    Ok(settings.map(|mut settings| {
+        settings.destinations = destinations;
+        settings
+    }))
+}
+
+/// Reads the `destinations` map, each destination by its kind.
+fn destinations_from(
+    tree: Option<Value>,
+    settings: Option<&Settings>,
+    out: &mut Problems,
+) -> IndexMap<String, super::DestinationSettings> {
+    let mut found = IndexMap::new();
+    let map = match tree {
+        None | Some(Value::Null) => return found,
+        Some(Value::Object(map)) => map,
+        Some(other) => {
+            out.add(
+                "destinations",
+                format!(
+                    "invalid type: {}, expected a map of destinations by name",
+                    crate::smartsupp::type_name(&other)
+                ),
+            );
+            return found;
+        }
+    };
+    let default_dir = super::TemplateSettings::default().dir;
+    let dir = settings.map_or(default_dir.as_str(), |s| s.templates.dir.as_str());
+    let cx = LoadContext {
+        templates_dir: Path::new(dir),
+    };
+    for (name, value) in map {
+        if let Some(destination) = registry::parse(&name, value, &cx, out) {
+            found.insert(name, destination);
+        }
+    }
+    found
 }
 
 /// `DESKBRIDGE_A__B__C=v` sets `a.b.c` (keys matched without regard to case). Variables
@@ -300,117 +242,77 @@ pub fn expand(text: &str, env: &[(String, String)]) -> Result<String, String> {
     Ok(out)
 }
 
-fn read_secret_files(node: &mut Value, at: &str, out: &mut Problems) {
-    match node {
-        Value::Object(map) => {
-            let file_keys: Vec<String> = map
-                .keys()
-                .filter(|k| {
-                    k.strip_suffix("_file")
-                        .is_some_and(|stem| SECRET_KEYS.contains(&stem))
-                })
-                .cloned()
-                .collect();
-            for key in file_keys {
-                let stem = key.trim_end_matches("_file").to_string();
-                let Some(Value::String(secret_path)) = map.shift_remove(&key) else {
-                    out.add(&join(at, &key), "must be a file path");
-                    continue;
-                };
-                if map.get(&stem).is_some_and(|v| !v.is_null()) {
-                    out.add(
-                        &join(at, &key),
-                        format!("give either {stem} or {key}, not both"),
-                    );
-                    continue;
-                }
-                let resolved = std::path::PathBuf::from(&secret_path);
-                match std::fs::read_to_string(&resolved) {
-                    Ok(content)
-                        if stem == "hook_tokens"
-                            || stem == "signing_secret"
-                            || stem == "webhook_secrets" =>
-                    {
-                        let list = content
-                            .lines()
-                            .map(str::trim)
-                            .filter(|l| !l.is_empty())
-                            .map(|l| Value::String(l.to_string()))
-                            .collect();
-                        map.insert(stem, Value::Array(list));
-                    }
-                    Ok(content) => {
-                        map.insert(stem, Value::String(content.trim().to_string()));
-                    }
-                    Err(e) => out.add(
-                        &join(at, &key),
-                        format!("cannot read secret file {}: {e}", resolved.display()),
-                    ),
-                }
-            }
-            for (k, v) in map.iter_mut() {
-                read_secret_files(v, &join(at, k), out);
-            }
-        }
-        Value::Array(items) => {
-            for (i, item) in items.iter_mut().enumerate() {
-                read_secret_files(item, &format!("{at}[{i}]"), out);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// The 1-based line on which the dotted `key` stands in the YAML `text`, or the line of its
-/// nearest ancestor that stands there.
-pub fn find_line(text: &str, key: &str) -> Option<usize> {
-    let wanted: Vec<&str> = key
-        .split('.')
-        .map(|part| part.split('[').next().unwrap_or(part))
-        .filter(|p| !p.is_empty())
-        .collect();
-    let mut stack: Vec<(usize, String)> = Vec::new();
-    let mut best: Option<(usize, usize)> = None; // (matched depth, line)
-    for (number, line) in text.lines().enumerate() {
-        let content = line.trim_start();
-        if content.is_empty() || content.starts_with('#') {
-            continue;
-        }
-        let mut indent = line.len() - content.len();
-        let mut content = content;
-        while let Some(rest) = content.strip_prefix("- ") {
-            indent += 2;
-            content = rest.trim_start();
-        }
-        let Some(name) = key_of(content) else {
-            continue;
+/// Replaces each `<key>_file` of `keys` (dotted paths under `map`, which stands at `at`) by
+/// the content of the file it names: the trimmed text, or one value per non-empty line for a
+/// list.
+pub fn read_secret_files(
+    map: &mut Map<String, Value>,
+    at: &str,
+    keys: &[SecretKey],
+    out: &mut Problems,
+) {
+    for secret in keys {
+        let (parents, stem) = match secret.key.rsplit_once('.') {
+            Some((parents, stem)) => (Some(parents), stem),
+            None => (None, secret.key.as_ref()),
         };
-        while stack.last().is_some_and(|(i, _)| *i >= indent) {
-            stack.pop();
+        let mut place = at.to_string();
+        let mut node = Some(&mut *map);
+        for part in parents.into_iter().flat_map(|p| p.split('.')) {
+            node = match node.and_then(|n| n.get_mut(part)) {
+                Some(Value::Object(inner)) => Some(inner),
+                _ => None,
+            };
+            place = join(&place, part);
         }
-        stack.push((indent, name));
-        let depth = stack
-            .iter()
-            .zip(&wanted)
-            .take_while(|((_, have), want)| have == *want)
-            .count();
-        if depth == stack.len() && best.is_none_or(|(d, _)| depth > d) {
-            best = Some((depth, number + 1));
+        if let Some(node) = node {
+            read_secret_file(node, &place, stem, secret.list, out);
         }
     }
-    best.map(|(_, line)| line)
 }
 
-fn key_of(content: &str) -> Option<String> {
-    let colon = content.find(':')?;
-    let after = &content[colon + 1..];
-    if !(after.is_empty() || after.starts_with(' ') || after.starts_with('\t')) {
-        return None;
+/// Reads `<stem>_file` of `map` (at `at`) into `stem`.
+fn read_secret_file(
+    map: &mut Map<String, Value>,
+    at: &str,
+    stem: &str,
+    list: bool,
+    out: &mut Problems,
+) {
+    let key = format!("{stem}_file");
+    let Some(value) = map.shift_remove(&key) else {
+        return;
+    };
+    let Value::String(secret_path) = value else {
+        out.add(&join(at, &key), "must be a file path");
+        return;
+    };
+    if map.get(stem).is_some_and(|v| !v.is_null()) {
+        out.add(
+            &join(at, &key),
+            format!("give either {stem} or {key}, not both"),
+        );
+        return;
     }
-    let key = content[..colon]
-        .trim()
-        .trim_matches(|c| c == '"' || c == '\'');
-    (!key.is_empty()).then(|| key.to_string())
+    let resolved = std::path::PathBuf::from(&secret_path);
+    match std::fs::read_to_string(&resolved) {
+        Ok(content) if list => {
+            let values = content
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(|l| Value::String(l.to_string()))
+                .collect();
+            map.insert(stem.to_string(), Value::Array(values));
+        }
+        Ok(content) => {
+            map.insert(stem.to_string(), Value::String(content.trim().to_string()));
+        }
+        Err(e) => out.add(
+            &join(at, &key),
+            format!("cannot read secret file {}: {e}", resolved.display()),
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -434,16 +336,6 @@ mod tests {
         let err = expand("${MISSING}", &e).unwrap_err();
         assert!(err.contains("MISSING"), "{err}");
         assert!(expand("${A", &e).is_err());
-    }
-
-    #[test]
-    fn lines_are_found_for_nested_keys() {
-        let text =
-            "server:\n  listen: x\ndestinations:\n  archive:\n    kind: webhook\n    urll: y\n";
-        assert_eq!(find_line(text, "destinations.archive.urll"), Some(6));
-        assert_eq!(find_line(text, "server.listen"), Some(2));
-        assert_eq!(find_line(text, "destinations.archive.url"), Some(4));
-        assert_eq!(find_line(text, "store.url"), None);
     }
 
     #[test]

@@ -2,9 +2,8 @@
 //! `x_file` secrets, and validation with errors that name file, line and key.
 
 mod destinations;
-mod email;
 mod load;
-mod recipes;
+mod problems;
 mod smartsupp;
 mod telemetry;
 mod types;
@@ -12,12 +11,13 @@ mod validate;
 mod yaml;
 
 pub use destinations::*;
-pub use email::{EmailSettings, EmailTls, MIN_MESSAGE_BYTES};
-pub use load::{from_text, load, serde_problem, ConfigError, Problems};
-pub use recipes::{shipped as shipped_recipes, BUILT_IN_KINDS};
+pub use load::{from_text, load, read_secret_files};
+pub use problems::{ConfigError, Problem, Problems};
 pub use smartsupp::{SmartsuppSettings, DEFAULT_API_BASE_URL};
 pub use telemetry::TelemetrySettings;
-pub use types::{HumanDuration, IpNet, Secret, SecretList};
+pub use types::{
+    words, HttpMethod, HttpUrl, HumanDuration, IpNet, Secret, SecretList, TimeZone, Words,
+};
 pub use yaml::parse as parse_yaml;
 
 use indexmap::IndexMap;
@@ -51,8 +51,9 @@ pub struct Settings {
     /// Smartsupp's Webhooks API (signed events) and REST API.
     #[serde(default)]
     pub smartsupp: SmartsuppSettings,
-    /// Destinations by name, in file order.
-    #[serde(default)]
+    /// Destinations by name, in file order. Read apart from the other sections, each by its
+    /// kind ([`crate::destinations::registry::parse`]).
+    #[serde(skip)]
     pub destinations: IndexMap<String, DestinationSettings>,
 }
 

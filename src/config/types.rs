@@ -118,6 +118,131 @@ impl<'de> Deserialize<'de> for SecretList {
     }
 }
 
+/// An absolute `http` or `https` URL, checked when the configuration is read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpUrl(String);
+
+impl HttpUrl {
+    /// Checks that `text` is an http(s) URL; the error quotes it with credentials masked.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match reqwest::Url::parse(text) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(Self(text.to_string())),
+            _ => Err(format!(
+                "{:?} is not an http(s) URL",
+                crate::redact::url(text)
+            )),
+        }
+    }
+    /// The URL as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for HttpUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An IANA time zone such as `Europe/Prague`, checked when the configuration is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeZone(pub chrono_tz::Tz);
+
+impl TimeZone {
+    /// The IANA name.
+    pub fn name(&self) -> &'static str {
+        self.0.name()
+    }
+}
+
+impl Default for TimeZone {
+    fn default() -> Self {
+        Self(chrono_tz::Tz::UTC)
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeZone {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse::<chrono_tz::Tz>().map(Self).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "unknown time zone {text:?} (use an IANA name such as Europe/Prague)"
+            ))
+        })
+    }
+}
+
+impl serde::Serialize for TimeZone {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// An HTTP method such as `POST`, checked when the configuration is read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpMethod(pub reqwest::Method);
+
+impl Default for HttpMethod {
+    fn default() -> Self {
+        Self(reqwest::Method::POST)
+    }
+}
+
+impl<'de> Deserialize<'de> for HttpMethod {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        reqwest::Method::from_bytes(text.as_bytes())
+            .map(Self)
+            .map_err(|_| serde::de::Error::custom(format!("{text:?} is not an HTTP method")))
+    }
+}
+
+/// A closed set of words (`urgent`, `high`, …) read from a string, with an error that lists
+/// them: `"critical" is not urgent, high, normal or low`.
+pub trait Words: Sized + Copy + 'static {
+    /// Each value and the word that names it, in the order errors list them.
+    const WORDS: &'static [(&'static str, Self)];
+    /// The word of this value.
+    fn word(self) -> &'static str;
+    /// The value named by `text`.
+    fn from_word(text: &str) -> Result<Self, String> {
+        Self::WORDS
+            .iter()
+            .find(|(w, _)| *w == text)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::WORDS.iter().map(|(w, _)| *w).collect();
+                let (last, rest) = names.split_last().unwrap_or((&"", &[]));
+                format!("{text:?} is not {} or {last}", rest.join(", "))
+            })
+    }
+}
+
+/// Deserializes a [`Words`] value.
+pub fn words<'de, D: Deserializer<'de>, T: Words>(d: D) -> Result<T, D::Error> {
+    let text = String::deserialize(d)?;
+    T::from_word(&text).map_err(serde::de::Error::custom)
+}
+
+/// Implements `Deserialize` and `Serialize` of a [`Words`] type through its words.
+#[macro_export]
+macro_rules! serde_words {
+    ($t:ty) => {
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                $crate::config::words(d)
+            }
+        }
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str($crate::config::Words::word(*self))
+            }
+        }
+    };
+}
+
 /// An IP network such as `127.0.0.1/32` or `::1/128`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IpNet {

@@ -159,7 +159,7 @@ pub fn excerpt(body: &str) -> Option<String> {
     if body.is_empty() {
         return None;
     }
-    Some(crate::render::helpers::truncate(body, EXCERPT_CHARS, "…"))
+    Some(crate::text::truncate(body, EXCERPT_CHARS, "…"))
 }
 
 /// 2xx done; 408, 425, 429 and 5xx except 501 retryable; anything else permanent.

@@ -7,11 +7,12 @@ pub mod http;
 pub mod hubspot;
 pub mod pacing;
 pub mod recipe;
+pub mod registry;
 pub mod signing;
 pub mod webhook;
 pub mod zendesk;
 
-use crate::config::{DestinationSettings, Settings};
+use crate::config::Settings;
 use crate::render::{RenderError, Renderer};
 use crate::smartsupp::Stored;
 use sha2::{Digest, Sha256};
@@ -200,7 +201,7 @@ pub fn sent_text(log: &SentLog) -> Option<String> {
         return None;
     }
     let text = list.join("\n");
-    Some(crate::render::helpers::truncate(
+    Some(crate::text::truncate(
         &text,
         MAX_SENT_CHARS,
         "\n… (cut: the rest was sent but is not kept)",
@@ -424,32 +425,13 @@ impl Shared {
 
 /// Builds every configured destination (settings and templates were checked before).
 pub fn build_all(settings: &Settings, shared: &Shared) -> Vec<Arc<dyn Destination>> {
-    let mut out: Vec<Arc<dyn Destination>> = Vec::new();
-    for (name, d) in &settings.destinations {
-        let destination: Arc<dyn Destination> = match d {
-            DestinationSettings::Webhook(w) => {
-                Arc::new(webhook::Webhook::new(name, w, shared.clone()))
-            }
-            DestinationSettings::File(f) => {
-                Arc::new(file::FileDestination::new(name, f, shared.clone()))
-            }
-            DestinationSettings::Zendesk(z) => {
-                Arc::new(zendesk::Zendesk::new(name, z, shared.clone()))
-            }
-            DestinationSettings::Hubspot(h) => {
-                Arc::new(hubspot::Hubspot::new(name, h, shared.clone()))
-            }
-            DestinationSettings::Recipe(r) => {
-                Arc::new(recipe::RecipeDestination::new(name, r, shared.clone()))
-            }
-            DestinationSettings::Email(e) => Arc::new(email::Email::new(
-                name,
-                e,
-                shared.clone(),
-                settings.delivery.request_timeout.0,
-            )),
-        };
-        out.push(destination);
-    }
-    out
+    let cx = registry::BuildContext {
+        shared,
+        delivery: &settings.delivery,
+    };
+    settings
+        .destinations
+        .iter()
+        .map(|(name, d)| d.own.build(name, &d.common, &cx))
+        .collect()
 }

@@ -11,15 +11,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Why a template could not be loaded or rendered. Every variant names the template.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RenderError {
-    /// The template folder could not be read.
-    #[error("cannot read templates from {dir}: {message}")]
+    /// The template folder, or a template in it, could not be read.
+    #[error("cannot read templates from {path}")]
     Io {
-        /// The folder.
-        dir: String,
-        /// The operating system's words.
-        message: String,
+        /// The folder, or the file that could not be read.
+        path: String,
+        /// The operating system's error.
+        #[source]
+        source: Arc<std::io::Error>,
     },
     /// A template does not compile (the message gives line and column).
     #[error("template {name} does not compile: {message}")]
@@ -116,8 +117,8 @@ impl Renderer {
         let mut renderer = Self::new(dir);
         let mut files = Vec::new();
         collect(dir, &mut files).map_err(|e| RenderError::Io {
-            dir: dir.display().to_string(),
-            message: e.to_string(),
+            path: dir.display().to_string(),
+            source: Arc::new(e),
         })?;
         files.sort();
         for file in files {
@@ -129,8 +130,8 @@ impl Renderer {
                 .collect::<Vec<_>>()
                 .join("/");
             let source = std::fs::read_to_string(&file).map_err(|e| RenderError::Io {
-                dir: dir.display().to_string(),
-                message: format!("{}: {e}", file.display()),
+                path: file.display().to_string(),
+                source: Arc::new(e),
             })?;
             renderer.add(&name, &source)?;
         }

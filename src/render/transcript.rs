@@ -55,7 +55,7 @@ fn system_event(code: &str, name: Option<&str>) -> String {
 }
 
 fn line(message: &Value, tz: Tz, time_format: &str, visitor: &str) -> Line {
-    let time = super::helpers::format_time(&message["sentAt"], tz, time_format).unwrap_or_default();
+    let time = crate::text::format_time(&message["sentAt"], tz, time_format).unwrap_or_default();
     let sent_at = message["sentAt"].as_i64();
     let name = text_of(&message["name"]);
     let content = text_of(&message["content"]).unwrap_or_default();

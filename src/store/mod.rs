@@ -10,6 +10,9 @@ pub mod events;
 pub mod oauth;
 mod postgres;
 mod sqlite;
+mod state;
+
+pub use state::{DeliveryState, UnknownState};
 
 use admin::{
     AttemptInfo, ConversationQuery, ConversationRow, ConversationVersion, DeadLetter,
@@ -162,12 +165,12 @@ pub enum Next {
 impl Next {
     /// The delivery's new `state`, its new due time (`None`: unchanged) and how many attempts
     /// this one counts for, as every backend stores them.
-    pub fn columns(self) -> (&'static str, Option<i64>, i32) {
+    pub fn columns(self) -> (DeliveryState, Option<i64>, i32) {
         match self {
-            Self::Done => ("done", None, 1),
-            Self::Dead => ("dead", None, 1),
-            Self::Retry(at) => ("pending", Some(at), 1),
-            Self::Defer(at) => ("pending", Some(at), 0),
+            Self::Done => (DeliveryState::Done, None, 1),
+            Self::Dead => (DeliveryState::Dead, None, 1),
+            Self::Retry(at) => (DeliveryState::Pending, Some(at), 1),
+            Self::Defer(at) => (DeliveryState::Pending, Some(at), 0),
         }
     }
 }

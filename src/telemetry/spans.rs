@@ -158,7 +158,7 @@ pub fn attempt_span(tracer: Option<&Tracer>, claimed: &Claimed, destination: &st
 /// details such as a response excerpt or a template message), at most 80 characters.
 pub fn reason(error: &str) -> String {
     let head = error.split(": ").next().unwrap_or_default();
-    crate::render::helpers::truncate(head, 80, "…")
+    crate::text::truncate(head, 80, "…")
 }
 
 /// A span around an outbound HTTP request, under the current span: method, host and port,

@@ -11,7 +11,7 @@ use crate::destinations::{Destination, Link};
 use crate::metrics::Metrics;
 use crate::render::transcript::{self, Line};
 use crate::smartsupp::{self, non_empty, Stored};
-use crate::store::Store;
+use crate::store::{DeliveryState, Store};
 use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::Value;
@@ -149,7 +149,7 @@ pub struct OutcomeLine {
     /// Whether it carries an earlier version than the latest.
     pub earlier: bool,
     /// `pending`, `done` or `dead`.
-    pub state: String,
+    pub state: DeliveryState,
     /// The state in words ([`outcome::label`]).
     pub label: &'static str,
     /// When it got there (epoch ms of its last change).
@@ -187,7 +187,7 @@ fn outcome_line(d: &DeliveryView, earlier: bool) -> OutcomeLine {
         destination: d.delivery.destination.clone(),
         version: d.delivery.version,
         earlier,
-        state: d.delivery.state.clone(),
+        state: d.delivery.state,
         label: d.label,
         at: d.delivery.updated_at,
         attempts: d.attempts.len() as i64,
@@ -214,10 +214,10 @@ fn outcomes(versions: &[VersionView]) -> Vec<OutcomeLine> {
             let before = earlier.iter().rev().find(|v| {
                 v.deliveries.iter().any(|e| {
                     e.delivery.destination == d.delivery.destination
-                        && e.delivery.state == "pending"
+                        && e.delivery.state == DeliveryState::Pending
                 })
             });
-            if let (Some(v), "pending") = (before, d.delivery.state.as_str()) {
+            if let (Some(v), DeliveryState::Pending) = (before, d.delivery.state) {
                 line.next = Some(Next {
                     automatic: true,
                     text: format!(
@@ -231,7 +231,11 @@ fn outcomes(versions: &[VersionView]) -> Vec<OutcomeLine> {
         })
         .collect();
     for v in earlier.iter().rev() {
-        for d in v.deliveries.iter().filter(|d| d.delivery.state != "done") {
+        for d in v
+            .deliveries
+            .iter()
+            .filter(|d| d.delivery.state != DeliveryState::Done)
+        {
             lines.push(outcome_line(d, true));
         }
     }
@@ -337,13 +341,13 @@ mod tests {
     use super::*;
     use crate::store::admin::DeliveryInfo;
 
-    fn version(version: i64, state: &str) -> VersionView {
+    fn version(version: i64, state: DeliveryState) -> VersionView {
         let delivery = DeliveryInfo {
             id: version,
             key: "208-1".into(),
             version,
             destination: "crm".into(),
-            state: state.into(),
+            state,
             attempts: 0,
             schedule_attempts: 0,
             next_attempt_at: 0,
@@ -378,7 +382,10 @@ mod tests {
 
     #[test]
     fn the_latest_version_comes_first_and_waits_for_an_earlier_one_still_pending() {
-        let lines = outcomes(&[version(1, "pending"), version(2, "pending")]);
+        let lines = outcomes(&[
+            version(1, DeliveryState::Pending),
+            version(2, DeliveryState::Pending),
+        ]);
         let order: Vec<(i64, bool)> = lines.iter().map(|l| (l.version, l.earlier)).collect();
         assert_eq!(order, [(2, false), (1, true)]);
         let next = lines[0].next.as_ref().unwrap();
@@ -388,7 +395,10 @@ mod tests {
             "{}",
             next.text
         );
-        let lines = outcomes(&[version(1, "done"), version(2, "dead")]);
+        let lines = outcomes(&[
+            version(1, DeliveryState::Done),
+            version(2, DeliveryState::Dead),
+        ]);
         assert_eq!(lines.len(), 1, "done earlier versions are not repeated");
         assert!(lines[0]
             .next

@@ -182,6 +182,7 @@ fn join(ids: impl Iterator<Item = i64>) -> String {
 mod tests {
     use super::*;
     use crate::store::admin::DeliveryInfo;
+    use crate::store::DeliveryState;
 
     fn letter(id: i64, destination: &str, error: &str, status: Option<i64>) -> DeadLetter {
         DeadLetter {
@@ -190,7 +191,7 @@ mod tests {
                 key: format!("208-{id}"),
                 version: 1,
                 destination: destination.into(),
-                state: "dead".into(),
+                state: DeliveryState::Dead,
                 attempts: 2,
                 schedule_attempts: 1,
                 next_attempt_at: 0,

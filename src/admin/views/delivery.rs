@@ -7,7 +7,7 @@ use crate::destinations::{preview_stored, Destination, Link};
 use crate::metrics::{LaneHealth, Metrics};
 use crate::smartsupp::Stored;
 use crate::store::admin::{AttemptInfo, DeliveryInfo, ReplayInfo};
-use crate::store::{now_ms, Store};
+use crate::store::{now_ms, DeliveryState, Store};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -128,7 +128,7 @@ pub(super) fn delivery_view(
     let last_request = delivery
         .last_request
         .take()
-        .filter(|_| delivery.state != "done");
+        .filter(|_| delivery.state != DeliveryState::Done);
     DeliveryView {
         label: outcome::label(&delivery, health),
         failure: outcome::failure(&delivery),
@@ -167,12 +167,12 @@ mod tests {
             ReplayInfo {
                 at: 25,
                 by: "admin".into(),
-                was: "dead".into(),
+                was: DeliveryState::Dead,
             },
             ReplayInfo {
                 at: 40,
                 by: "cli".into(),
-                was: "done".into(),
+                was: DeliveryState::Done,
             },
         ];
         let list = numbered(vec![attempt(10), attempt(20), attempt(30)], &replays);

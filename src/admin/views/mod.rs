@@ -16,7 +16,7 @@ use super::error::AdminError;
 use crate::destinations::Destination;
 use crate::metrics::Metrics;
 use crate::store::admin::{ConversationQuery, ConversationRow, StateCounts};
-use crate::store::{now_ms, Store};
+use crate::store::{now_ms, DeliveryState, Store};
 use crate::worker::breaker::State;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -232,8 +232,11 @@ pub fn one_of(
 
 /// Kinds of conversation.
 pub const KINDS: &[&str] = &["chat", "missed", "offline"];
-/// States of a delivery.
-pub const STATES: &[&str] = &["pending", "done", "dead"];
+/// Checks a `state` filter: one of [`DeliveryState::ALL`], or none when empty.
+pub fn state_filter(value: Option<String>) -> Result<Option<DeliveryState>, AdminError> {
+    let value = one_of("state", value, &DeliveryState::names())?;
+    Ok(value.and_then(|v| v.parse().ok()))
+}
 
 /// The dead letters' filter, as the page and the API take it.
 #[derive(Debug, Default, Deserialize)]
@@ -276,7 +279,7 @@ impl ListQuery {
         Ok(ConversationQuery {
             search: self.q.clone(),
             kind: one_of("kind", self.kind.clone(), KINDS)?,
-            state: one_of("state", self.state.clone(), STATES)?,
+            state: state_filter(self.state.clone())?,
             before: self.before,
             limit: self.limit.unwrap_or(PAGE_SIZE),
         })

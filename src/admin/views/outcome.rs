@@ -4,6 +4,7 @@
 
 use crate::metrics::LaneHealth;
 use crate::store::admin::DeliveryInfo;
+use crate::store::DeliveryState;
 use crate::worker::breaker::State;
 use serde::Serialize;
 
@@ -37,10 +38,10 @@ pub struct Next {
 /// A delivery's state for the admin: `delivered`, `failed` (dead), `retrying` (pending after
 /// a failed attempt), `waiting` (pending while its destination is paused) or `queued`.
 pub fn label(d: &DeliveryInfo, health: Option<&LaneHealth>) -> &'static str {
-    match d.state.as_str() {
-        "done" => "delivered",
-        "dead" => "failed",
-        _ if paused(health) => "waiting",
+    match d.state {
+        DeliveryState::Done => "delivered",
+        DeliveryState::Dead => "failed",
+        DeliveryState::Pending if paused(health) => "waiting",
         _ if d.last_error.is_some() => "retrying",
         _ => "queued",
     }
@@ -164,7 +165,7 @@ fn json_message_of_object(v: &serde_json::Value) -> Option<String> {
 }
 
 fn short(text: &str) -> String {
-    crate::render::helpers::truncate(text.trim(), SHORT, "…")
+    crate::text::truncate(text.trim(), SHORT, "…")
 }
 
 /// Whether an attempt that failed so is retried by the schedule (network errors, timeouts,
@@ -187,9 +188,9 @@ fn retryable(status: Option<i64>, error: &str) -> bool {
 /// sees it: `None` when it is done.
 pub fn next(d: &DeliveryInfo, health: Option<&LaneHealth>, now: i64) -> Option<Next> {
     let error = d.last_error.as_deref().unwrap_or("");
-    match d.state.as_str() {
-        "done" => None,
-        "dead" => Some(Next {
+    match d.state {
+        DeliveryState::Done => None,
+        DeliveryState::Dead => Some(Next {
             automatic: false,
             text: why_dead(d, error),
             at: None,
@@ -253,7 +254,7 @@ mod tests {
             key: "208-1".into(),
             version: 1,
             destination: "crm".into(),
-            state: "dead".into(),
+            state: DeliveryState::Dead,
             attempts: 3,
             schedule_attempts: 3,
             next_attempt_at: 0,
@@ -350,7 +351,7 @@ mod tests {
     #[test]
     fn a_pending_delivery_says_when_it_goes_and_what_it_waits_for() {
         let mut d = dead("HTTP 503", Some(503), None);
-        d.state = "pending".into();
+        d.state = DeliveryState::Pending;
         d.next_attempt_at = 5_000;
         let later = next(&d, None, 1_000).unwrap();
         assert_eq!((later.at, later.automatic), (Some(5_000), true));

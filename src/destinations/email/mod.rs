@@ -6,10 +6,12 @@
 //! cut with a notice in the message.
 
 pub mod message;
+mod settings;
 pub mod smtp;
 
+pub use settings::{EmailKind, EmailSettings, EmailTls, ReplyTo, MIN_MESSAGE_BYTES};
+
 use super::{BoxFuture, Delivered, DeliveryError, Destination, Job, Request, Shared};
-use crate::config::{EmailSettings, EmailTls};
 use crate::render::RenderError;
 use handlebars::Context;
 use lettre::message::Mailbox;
@@ -106,9 +108,9 @@ impl Email {
 
     /// `Reply-To`: the visitor's address (with their name) when usable, none, or a fixed one.
     fn reply_to(&self, data: &Value) -> Option<Mailbox> {
-        match self.settings.reply_to.trim() {
-            "none" => None,
-            "visitor" => {
+        match &self.settings.reply_to {
+            ReplyTo::None => None,
+            ReplyTo::Visitor => {
                 let email = data["meta"]["email"].as_str()?;
                 let name = data["visitor"]["name"].as_str();
                 let mailbox = message::mailbox(name, email);
@@ -119,7 +121,7 @@ impl Email {
                 }
                 mailbox
             }
-            fixed => message::mailbox(None, fixed),
+            ReplyTo::Address(fixed) => message::mailbox(None, fixed),
         }
     }
 
@@ -300,7 +302,7 @@ impl Destination for Email {
     fn template_vars(&self) -> Map<String, Value> {
         let mut vars = Map::new();
         vars.insert("kind".into(), json!("email"));
-        vars.insert("timeZone".into(), json!(self.settings.time_zone));
+        vars.insert("timeZone".into(), json!(self.settings.time_zone.name()));
         vars
     }
 }

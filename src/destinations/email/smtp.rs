@@ -2,7 +2,7 @@
 //! failures are retried; 5xx replies are permanent with the server's words kept; refused
 //! credentials pause the destination.
 
-use crate::config::{EmailSettings, EmailTls};
+use super::{EmailSettings, EmailTls};
 use crate::destinations::{Delivered, DeliveryError};
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::Credentials;
@@ -358,7 +358,7 @@ mod tests {
         let settings = |url: &str, tls: Option<EmailTls>| EmailSettings {
             smtp_url: url.into(),
             tls,
-            ..crate::config::EmailSettings::sample()
+            ..super::EmailSettings::sample()
         };
         let of = |url: &str, tls| Server::of(&settings(url, tls)).unwrap();
         assert_eq!(

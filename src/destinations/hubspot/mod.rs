@@ -4,11 +4,14 @@
 //! step; a later version of the conversation adds a note to the same contact and ticket.
 
 mod response;
+mod settings;
+
+pub use settings::{ApiVersion, HubspotKind, HubspotObject, HubspotSettings, Priority};
 
 use super::http::{self, Exchange};
 use super::pacing::Pacer;
 use super::{BoxFuture, Delivered, DeliveryError, Destination, Job, Request, Shared};
-use crate::config::{HubspotObject, HubspotSettings};
+use crate::config::RateLimit;
 use crate::render::RenderError;
 use crate::smartsupp;
 use handlebars::Context;
@@ -27,6 +30,7 @@ const NOTE_TO_TICKET: u32 = 228;
 /// Stand-ins for ids in `render` output, where nothing has been created.
 const CONTACT_PLACEHOLDER: &str = "<contact id>";
 const TICKET_PLACEHOLDER: &str = "<ticket id>";
+const NOTE_PLACEHOLDER: &str = "<note id>";
 
 /// What the steps have written so far.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -90,8 +94,9 @@ fn fit_note(body: &str) -> String {
 }
 
 impl Hubspot {
-    /// Builds the destination; the settings were validated with the configuration.
-    pub fn new(name: &str, settings: &HubspotSettings, shared: Shared) -> Self {
+    /// Builds the destination; the settings were validated with the configuration, and
+    /// `rate` paces its requests.
+    pub fn new(name: &str, settings: &HubspotSettings, rate: RateLimit, shared: Shared) -> Self {
         let token = settings
             .access_token
             .as_ref()
@@ -102,7 +107,7 @@ impl Hubspot {
             settings: settings.clone(),
             authorization: format!("Bearer {token}"),
             shared,
-            pacer: Pacer::new(settings.rate_limit),
+            pacer: Pacer::new(rate),
             parked_until: Mutex::new(None),
         }
     }
@@ -113,10 +118,10 @@ impl Hubspot {
 
     /// `/crm/v3/objects/{object}…` or `/crm/objects/{version}/{object}…`.
     fn url(&self, object: &str, suffix: &str) -> String {
-        let base = self.settings.base_url.trim_end_matches('/');
-        match self.settings.api_version.as_str() {
-            "v3" => format!("{base}/crm/v3/objects/{object}{suffix}"),
-            v => format!("{base}/crm/objects/{v}/{object}{suffix}"),
+        let base = self.settings.base_url.as_str().trim_end_matches('/');
+        match &self.settings.api_version {
+            ApiVersion::V3 => format!("{base}/crm/v3/objects/{object}{suffix}"),
+            ApiVersion::Dated(v) => format!("{base}/crm/objects/{v}/{object}{suffix}"),
         }
     }
 
@@ -291,70 +296,109 @@ impl Hubspot {
         }
     }
 
-    async fn run(&self, job: &Job<'_>) -> Result<Delivered, DeliveryError> {
+    /// Where the sequence of `job` starts: what earlier attempts recorded, with the contact
+    /// and ticket of the previous version of the conversation.
+    fn start(job: &Job<'_>) -> Cursor {
         let previous = State::parse(job.previous);
         let mut state = State::parse(job.result).unwrap_or_default();
         if let Some(prev) = &previous {
             state.contact_id = state.contact_id.or(prev.contact_id.clone());
             state.ticket_id = state.ticket_id.or(prev.ticket_id.clone());
         }
-        let data = job.context.data();
-        let email = (data["meta"]["hasEmail"] == true)
-            .then(|| data["meta"]["email"].as_str())
-            .flatten();
-        let mut last: Option<Exchange> = None;
+        Cursor {
+            state,
+            previous,
+            searched: false,
+        }
+    }
 
-        if self.wants(HubspotObject::Contact) && state.contact_id.is_none() {
-            if let Some(email) = email {
-                let response = self
-                    .send(
-                        &self.contact_request(job.context, email)?,
-                        "the contact upsert",
-                    )
-                    .await?;
-                let id = response::first_result_id(&response.body)
-                    .ok_or_else(|| Self::missing_id(&response, "the contact upsert"))?;
-                state.contact_id = Some(id);
-                job.progress.set(state.json());
-                last = Some(response);
-            }
+    /// The next step of the sequence from `at`, or `None` when it is complete: the one
+    /// description of the sequence, which delivery follows and `render` prints.
+    fn next_step(&self, job: &Job<'_>, at: &Cursor) -> Option<Step> {
+        let state = &at.state;
+        if self.wants(HubspotObject::Contact)
+            && state.contact_id.is_none()
+            && visitor_email(job).is_some()
+        {
+            return Some(Step::Contact);
         }
         if self.wants(HubspotObject::Ticket) && state.ticket_id.is_none() {
             // An earlier attempt may have created the ticket without hearing the answer.
-            if let (true, Some(property)) = (job.retried, &self.settings.conversation_key_property)
-            {
-                let response = self
-                    .send(
-                        &self.search_request(property, &job.conversation.key),
-                        "the ticket search",
-                    )
-                    .await?;
-                state.ticket_id = response::first_result_id(&response.body);
-            }
-            if state.ticket_id.is_none() {
-                let request = self.ticket_request(job.context, state.contact_id.as_deref())?;
-                let response = self.send(&request, "the ticket").await?;
-                let id = response::created_id(&response.body)
-                    .ok_or_else(|| Self::missing_id(&response, "the ticket"))?;
-                state.ticket_id = Some(id);
-                last = Some(response);
-            }
-            job.progress.set(state.json());
+            let search = job.retried && self.settings.conversation_key_property.is_some();
+            return Some(if search && !at.searched {
+                Step::TicketSearch
+            } else {
+                Step::Ticket
+            });
         }
         if self.wants(HubspotObject::Note) && state.note_id.is_none() {
-            let context = self.note_context(job.context, previous.as_ref());
-            let request = self.note_request(
-                &context,
-                state.contact_id.as_deref(),
-                state.ticket_id.as_deref(),
-            )?;
-            let response = self.send(&request, "the note").await?;
-            let id = response::created_id(&response.body)
-                .ok_or_else(|| Self::missing_id(&response, "the note"))?;
-            state.note_id = Some(id);
+            return Some(Step::Note);
+        }
+        None
+    }
+
+    /// The request of `step` from `at`.
+    fn step_request(&self, step: Step, job: &Job<'_>, at: &Cursor) -> Result<Request, RenderError> {
+        let state = &at.state;
+        match step {
+            Step::Contact => {
+                self.contact_request(job.context, visitor_email(job).unwrap_or_default())
+            }
+            Step::TicketSearch => Ok(self.search_request(
+                self.settings
+                    .conversation_key_property
+                    .as_deref()
+                    .unwrap_or_default(),
+                &job.conversation.key,
+            )),
+            Step::Ticket => self.ticket_request(job.context, state.contact_id.as_deref()),
+            Step::Note => {
+                let context = self.note_context(job.context, at.previous.as_ref());
+                self.note_request(
+                    &context,
+                    state.contact_id.as_deref(),
+                    state.ticket_id.as_deref(),
+                )
+            }
+        }
+    }
+
+    /// Sends the sequence, step after step, keeping each id with the delivery as it comes.
+    async fn run(&self, job: &Job<'_>) -> Result<Delivered, DeliveryError> {
+        let mut at = Self::start(job);
+        let mut last: Option<Exchange> = None;
+        while let Some(step) = self.next_step(job, &at) {
+            let request = self.step_request(step, job, &at)?;
+            let response = self.send(&request, step.what()).await?;
+            let state = &mut at.state;
+            match step {
+                Step::Contact => {
+                    let id = response::first_result_id(&response.body)
+                        .ok_or_else(|| Self::missing_id(&response, step.what()))?;
+                    state.contact_id = Some(id);
+                }
+                Step::TicketSearch => {
+                    at.searched = true;
+                    state.ticket_id = response::first_result_id(&response.body);
+                    job.progress.set(state.json());
+                    continue;
+                }
+                Step::Ticket => {
+                    let id = response::created_id(&response.body)
+                        .ok_or_else(|| Self::missing_id(&response, step.what()))?;
+                    state.ticket_id = Some(id);
+                }
+                Step::Note => {
+                    let id = response::created_id(&response.body)
+                        .ok_or_else(|| Self::missing_id(&response, step.what()))?;
+                    state.note_id = Some(id);
+                }
+            }
+            job.progress.set(state.json());
             last = Some(response);
         }
-        state.last_sent_at = smartsupp::last_sent_at(data);
+        let mut state = at.state;
+        state.last_sent_at = smartsupp::last_sent_at(job.context.data());
         tracing::info!(contact_id = ?state.contact_id, ticket_id = ?state.ticket_id, note_id = ?state.note_id, "HubSpot objects written");
         Ok(Delivered {
             status: last.as_ref().map(|r| r.status),
@@ -364,6 +408,62 @@ impl Hubspot {
     }
 }
 
+/// One request of the sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Upsert the visitor's contact by email.
+    Contact,
+    /// Look for a ticket an earlier attempt may have created (by the conversation key).
+    TicketSearch,
+    /// Create the ticket, associated to the contact.
+    Ticket,
+    /// Create the note with the transcript, associated to contact and ticket.
+    Note,
+}
+
+impl Step {
+    /// The step in words, for errors.
+    fn what(self) -> &'static str {
+        match self {
+            Self::Contact => "the contact upsert",
+            Self::TicketSearch => "the ticket search",
+            Self::Ticket => "the ticket",
+            Self::Note => "the note",
+        }
+    }
+}
+
+/// Where a sequence stands.
+struct Cursor {
+    /// What has been written.
+    state: State,
+    /// What the previous version of the conversation recorded.
+    previous: Option<State>,
+    /// Whether the ticket was searched for in this attempt.
+    searched: bool,
+}
+
+impl Cursor {
+    /// Takes `step` as done, with a stand-in for the id it would return (`render`).
+    fn assume(&mut self, step: Step) {
+        let state = &mut self.state;
+        match step {
+            Step::Contact => state.contact_id = Some(CONTACT_PLACEHOLDER.into()),
+            Step::TicketSearch => self.searched = true,
+            Step::Ticket => state.ticket_id = Some(TICKET_PLACEHOLDER.into()),
+            Step::Note => state.note_id = Some(NOTE_PLACEHOLDER.into()),
+        }
+    }
+}
+
+/// The visitor's email when the conversation has a usable one.
+fn visitor_email<'a>(job: &'a Job<'_>) -> Option<&'a str> {
+    let data = job.context.data();
+    (data["meta"]["hasEmail"] == true)
+        .then(|| data["meta"]["email"].as_str())
+        .flatten()
+}
+
 impl Destination for Hubspot {
     fn name(&self) -> &str {
         &self.name
@@ -371,25 +471,11 @@ impl Destination for Hubspot {
 
     /// The whole sequence, with stand-ins for the ids that earlier steps would return.
     fn requests(&self, job: &Job<'_>) -> Result<Vec<Request>, RenderError> {
-        let previous = State::parse(job.previous);
-        let data = job.context.data();
-        let email = (data["meta"]["hasEmail"] == true)
-            .then(|| data["meta"]["email"].as_str())
-            .flatten();
+        let mut at = Self::start(job);
         let mut out = Vec::new();
-        let mut contact = previous.as_ref().and_then(|p| p.contact_id.clone());
-        let mut ticket = previous.as_ref().and_then(|p| p.ticket_id.clone());
-        if let (true, None, Some(email)) = (self.wants(HubspotObject::Contact), &contact, email) {
-            out.push(self.contact_request(job.context, email)?);
-            contact = Some(CONTACT_PLACEHOLDER.into());
-        }
-        if self.wants(HubspotObject::Ticket) && ticket.is_none() {
-            out.push(self.ticket_request(job.context, contact.as_deref())?);
-            ticket = Some(TICKET_PLACEHOLDER.into());
-        }
-        if self.wants(HubspotObject::Note) {
-            let context = self.note_context(job.context, previous.as_ref());
-            out.push(self.note_request(&context, contact.as_deref(), ticket.as_deref())?);
+        while let Some(step) = self.next_step(job, &at) {
+            out.push(self.step_request(step, job, &at)?);
+            at.assume(step);
         }
         Ok(out)
     }
@@ -435,7 +521,7 @@ impl Destination for Hubspot {
         let s = &self.settings;
         let mut vars = Map::new();
         vars.insert("kind".into(), json!("hubspot"));
-        vars.insert("timeZone".into(), json!(s.time_zone));
+        vars.insert("timeZone".into(), json!(s.time_zone.name()));
         vars.insert("pipeline".into(), json!(s.pipeline));
         vars.insert("stage".into(), json!(s.stage));
         vars.insert("priority".into(), json!(s.priority));

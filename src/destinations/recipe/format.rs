@@ -400,7 +400,7 @@ pub fn load(path: &Path, templates: &Path) -> Result<Recipe, ConfigError> {
     let tree = crate::config::parse_yaml(&text).map_err(|e| ConfigError::file(path, e))?;
     let mut recipe: Recipe = serde_path_to_error::deserialize(tree).map_err(|e| {
         let mut problems = Problems::new(&text);
-        let (key, message) = crate::config::serde_problem(&e);
+        let (key, message) = typing_problem(&e);
         problems.add(&key, message);
         problems.finish(path).expect_err("one problem was added")
     })?;
@@ -415,6 +415,24 @@ pub fn load(path: &Path, templates: &Path) -> Result<Recipe, ConfigError> {
     check(&recipe, templates, &mut problems);
     problems.finish(path)?;
     Ok(recipe)
+}
+
+/// The dotted key and message of a typing error; an unknown field is named itself (serde
+/// places it at its parent).
+fn typing_problem(e: &serde_path_to_error::Error<serde_json::Error>) -> (String, String) {
+    let message = e.inner().to_string();
+    let mut key = e.path().to_string();
+    if let Some(field) = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        if key == "." {
+            key = field.to_string();
+        } else if key.rsplit('.').next() != Some(field) {
+            key = format!("{key}.{field}");
+        }
+    }
+    (key, message)
 }
 
 /// Names that templates use after `prefix.` (`captures.ticket_id` → `ticket_id`).
@@ -501,7 +519,7 @@ fn check(recipe: &Recipe, templates: &Path, out: &mut Problems) {
         let at = format!("settings.{name}");
         if name == "recipe"
             || name == "kind"
-            || crate::config::SHARED_DESTINATION_KEYS.contains(&name.as_str())
+            || crate::destinations::registry::SHARED_KEYS.contains(&name.as_str())
         {
             out.add(
                 &at,

@@ -5,16 +5,18 @@
 //! same function from the same description.
 
 pub mod format;
+pub mod kind;
 pub mod settings;
 
 use super::{
     http, note_sent, BoxFuture, Delivered, DeliveryError, Destination, Job, Link, Request, Shared,
 };
-use crate::config::{OAuthGrant, OAuthSettings, RecipeSettings, Secret};
+use crate::config::{OAuthGrant, OAuthSettings, Secret};
 use crate::oauth::{Encoding, Endpoint, TokenSource};
 use crate::render::escape::EscapeMode;
 use crate::render::RenderError;
 use format::{Capture, Outcome, Recipe, RequestSpec, Sequence, Step};
+use kind::RecipeSettings;
 use serde_json::{Map, Value};
 use settings::Resolved;
 use std::collections::BTreeMap;
@@ -268,7 +270,7 @@ impl RecipeDestination {
             client_secret: Secret::new(self.inline("auth.client_secret", &ctx)?),
             scope: scope.clone(),
             refresh_token: None,
-            token_url: Some(token_url.clone()),
+            token_url: crate::config::HttpUrl::parse(&token_url).ok(),
         };
         let endpoint = Endpoint {
             token_url,
@@ -378,7 +380,7 @@ impl RecipeDestination {
             };
             reason.push_str(&format!(
                 ": {}",
-                crate::render::helpers::truncate(&said, SERVICE_ERROR_CHARS, "…")
+                crate::text::truncate(&said, SERVICE_ERROR_CHARS, "…")
             ));
         }
         let classified = match rule {

@@ -4,10 +4,13 @@
 //! id and URL are recorded with the delivery.
 
 mod response;
+mod settings;
+
+pub use settings::{Priority, TicketType, ZendeskKind, ZendeskMode, ZendeskSettings};
 
 use super::http::{self, Exchange};
 use super::{BoxFuture, Delivered, DeliveryError, Destination, Job, Request, Shared};
-use crate::config::{AuthSettings, ZendeskMode, ZendeskSettings};
+use crate::config::AuthSettings;
 use crate::oauth::{Encoding, Endpoint, TokenSource};
 use crate::render::RenderError;
 use crate::store::now_ms;
@@ -41,6 +44,18 @@ pub struct Zendesk {
     paused_until: Mutex<Option<Instant>>,
 }
 
+/// Stand-in for the id of a ticket still to be created, in `render` output.
+const TICKET_PLACEHOLDER: &str = "<ticket id>";
+
+/// What a delivery does, before any answer is known.
+enum Plan {
+    /// Add the messages new since the earlier version's ticket to it.
+    Update(Ticket),
+    /// Create (or import) the ticket, then add the context comment when the transcript is
+    /// public.
+    Create,
+}
+
 /// What a delivery records: the ticket, and the last message it carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Ticket {
@@ -66,7 +81,7 @@ impl Zendesk {
     /// Builds the destination; the settings were validated with the configuration.
     pub fn new(name: &str, settings: &ZendeskSettings, shared: Shared) -> Self {
         let base = match (&settings.base_url, &settings.subdomain) {
-            (Some(url), _) => url.trim_end_matches('/').to_string(),
+            (Some(url), _) => url.as_str().trim_end_matches('/').to_string(),
             (None, Some(sub)) => format!("https://{sub}.zendesk.com"),
             (None, None) => String::new(),
         };
@@ -74,7 +89,8 @@ impl Zendesk {
             let endpoint = Endpoint {
                 token_url: o
                     .token_url
-                    .clone()
+                    .as_ref()
+                    .map(|u| u.as_str().to_string())
                     .unwrap_or_else(|| format!("{base}/oauth/tokens")),
                 encoding: Encoding::Json,
                 default_scope: OAUTH_SCOPE,
@@ -118,6 +134,22 @@ impl Zendesk {
         let request = self.request("GET", "/api/v2/users/me.json", String::new(), None);
         let answer = self.call(&request).await;
         (request.url, answer)
+    }
+
+    /// What a delivery of `job` does before any answer is known: the one description of the
+    /// sequence, which delivery follows and `render` prints. (Answers may add steps: a lookup
+    /// by `external_id`, or a follow-up ticket when the first one is closed.)
+    fn plan(&self, job: &Job<'_>) -> Plan {
+        match (self.settings.mode, Ticket::parse(job.previous)) {
+            (ZendeskMode::Create, Some(ticket)) => Plan::Update(ticket),
+            _ => Plan::Create,
+        }
+    }
+
+    /// Whether a created ticket gets the visitor's context as an internal comment (its first
+    /// comment, the transcript, is public).
+    fn adds_context_comment(&self) -> bool {
+        self.settings.public && self.settings.mode == ZendeskMode::Create
     }
 
     fn ticket_url(&self, id: i64) -> String {
@@ -308,7 +340,7 @@ impl Zendesk {
                 "created"
             };
             let delivered = self.delivered(&response, id, last, how);
-            if self.settings.public && self.settings.mode == ZendeskMode::Create {
+            if self.adds_context_comment() {
                 self.add_context_comment(&context, id).await?;
             }
             return Ok(delivered);
@@ -324,11 +356,7 @@ impl Zendesk {
     /// Adds the visitor's context as an internal comment (the first comment was public).
     /// A retry re-creates through the idempotency key, which returns the same ticket.
     async fn add_context_comment(&self, context: &Context, id: i64) -> Result<(), DeliveryError> {
-        let body = self
-            .shared
-            .renderer
-            .render(&self.settings.context_template, context)?;
-        let request = self.request("PUT", &format!("/api/v2/tickets/{id}"), body, None);
+        let request = self.context_request(context, &id.to_string())?;
         let response = self.call(&request).await?;
         if (200..300).contains(&response.status) {
             return Ok(());
@@ -367,24 +395,25 @@ impl Destination for Zendesk {
         &self.name
     }
 
+    /// The plan's requests, with a stand-in for the id of a ticket still to be created.
     fn requests(&self, job: &Job<'_>) -> Result<Vec<Request>, RenderError> {
-        match (self.settings.mode, Ticket::parse(job.previous)) {
-            (ZendeskMode::Create, Some(ticket)) => {
-                Ok(vec![self.update_request(job.context, ticket)?])
+        match self.plan(job) {
+            Plan::Update(ticket) => Ok(vec![self.update_request(job.context, ticket)?]),
+            Plan::Create => {
+                let mut out = vec![self.create_request(job.context, job.idempotency_key)?];
+                if self.adds_context_comment() {
+                    out.push(self.context_request(job.context, TICKET_PLACEHOLDER)?);
+                }
+                Ok(out)
             }
-            (ZendeskMode::Create, None) if self.settings.public => Ok(vec![
-                self.create_request(job.context, job.idempotency_key)?,
-                self.context_request(job.context, "<ticket id>")?,
-            ]),
-            _ => Ok(vec![self.create_request(job.context, job.idempotency_key)?]),
         }
     }
 
     fn deliver<'a>(&'a self, job: &'a Job<'a>) -> BoxFuture<'a, Result<Delivered, DeliveryError>> {
         Box::pin(async move {
-            match (self.settings.mode, Ticket::parse(job.previous)) {
-                (ZendeskMode::Create, Some(ticket)) => self.update(job, ticket).await,
-                _ => self.create(job, None).await,
+            match self.plan(job) {
+                Plan::Update(ticket) => self.update(job, ticket).await,
+                Plan::Create => self.create(job, None).await,
             }
         })
     }
@@ -415,7 +444,7 @@ impl Destination for Zendesk {
         let s = &self.settings;
         let mut vars = Map::new();
         vars.insert("kind".into(), json!("zendesk"));
-        vars.insert("timeZone".into(), json!(s.time_zone));
+        vars.insert("timeZone".into(), json!(s.time_zone.name()));
         vars.insert("public".into(), json!(s.public));
         vars.insert("priority".into(), json!(s.priority));
         vars.insert("type".into(), json!(s.ticket_type));

@@ -5,6 +5,7 @@ mod sql;
 
 pub use sql::*;
 
+use crate::store::DeliveryState;
 use bytes::Bytes;
 use serde::Serialize;
 
@@ -26,7 +27,7 @@ pub struct DeliveryInfo {
     /// Destination name.
     pub destination: String,
     /// `pending`, `done` or `dead`.
-    pub state: String,
+    pub state: DeliveryState,
     /// Attempts logged, across replays: the count every page and command shows.
     pub attempts: i64,
     /// Attempts counted by the current retry schedule (since the last replay).
@@ -63,7 +64,7 @@ pub struct ReplayInfo {
     /// By whom: `admin` (the dashboard or its API) or `cli`.
     pub by: String,
     /// The state it left: `done` (sent again) or `dead` (retried).
-    pub was: String,
+    pub was: DeliveryState,
 }
 
 /// One attempt of a delivery.
@@ -126,7 +127,7 @@ pub struct ConversationVersion {
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
     /// Only this state.
-    pub state: Option<String>,
+    pub state: Option<DeliveryState>,
     /// Only this destination.
     pub destination: Option<String>,
     /// Only those changed at or after this epoch ms.
@@ -143,7 +144,7 @@ pub struct ConversationQuery {
     /// Only `chat`, `missed` or `offline`.
     pub kind: Option<String>,
     /// Only conversations with a delivery in this state.
-    pub state: Option<String>,
+    pub state: Option<DeliveryState>,
     /// Only rows older than this row id (the next page).
     pub before: Option<i64>,
     /// At most this many.

@@ -2,6 +2,7 @@
 //! placeholders and dialect.
 
 use super::ConversationQuery;
+use crate::store::DeliveryState;
 
 /// The SQL dialect of a backend, where their queries differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +89,7 @@ fn matching(b: &mut Binder, q: &ConversationQuery) -> (String, Vec<String>) {
         conditions.push(format!(
             "EXISTS (SELECT 1 FROM {} AND d.state = {})",
             deliveries_of_c(dialect),
-            b.bind(Param::Text(state.clone()))
+            b.bind(Param::Text(state.as_str().to_string()))
         ));
     }
     (from, conditions)
@@ -114,7 +115,12 @@ pub fn conversations_sql(dialect: Dialect, q: &ConversationQuery) -> (String, Ve
     }
     let limit = b.bind(Param::Int(q.limit));
     let of_c = deliveries_of_c(dialect);
-    let count = |state: &str| format!("(SELECT COUNT(*) FROM {of_c} AND d.state = '{state}')");
+    let count = |state: DeliveryState| {
+        format!(
+            "(SELECT COUNT(*) FROM {of_c} AND d.state = '{}')",
+            state.as_str()
+        )
+    };
     let names = |condition: &str| match dialect {
         Dialect::Sqlite => {
             format!("(SELECT group_concat(DISTINCT d.destination) FROM {of_c} AND {condition})")
@@ -130,11 +136,14 @@ pub fn conversations_sql(dialect: Dialect, q: &ConversationQuery) -> (String, Ve
          WHERE c.id IN (SELECT c.id FROM {from} WHERE {conditions}
                         ORDER BY c.id DESC LIMIT {limit})
          ORDER BY c.id DESC",
-        pending = count("pending"),
-        done = count("done"),
-        dead = count("dead"),
-        dead_to = names("d.state = 'dead'"),
-        retrying_to = names("d.state = 'pending' AND d.last_error IS NOT NULL"),
+        pending = count(DeliveryState::Pending),
+        done = count(DeliveryState::Done),
+        dead = count(DeliveryState::Dead),
+        dead_to = names(&format!("d.state = '{}'", DeliveryState::Dead.as_str())),
+        retrying_to = names(&format!(
+            "d.state = '{}' AND d.last_error IS NOT NULL",
+            DeliveryState::Pending.as_str()
+        )),
         conditions = conditions.join(" AND "),
     );
     (sql, b.params)
@@ -244,7 +253,7 @@ mod tests {
         let q = ConversationQuery {
             search: Some("ann".into()),
             kind: Some("missed".into()),
-            state: Some("dead".into()),
+            state: Some(DeliveryState::Dead),
             before: Some(10),
             limit: 50,
         };
@@ -258,7 +267,7 @@ mod tests {
                     Param::Text("ann".into()),
                     Param::Text("%ann%".into()),
                     Param::Text("missed".into()),
-                    Param::Text("dead".into()),
+                    Param::Text(DeliveryState::Dead.as_str().into()),
                     Param::Int(1000),
                 ],
                 "{count}"

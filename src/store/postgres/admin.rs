@@ -8,7 +8,7 @@ use crate::store::admin::{
     DestinationStats, Dialect, Erased, Overview, Param, Purged, Replay, ReplayInfo, Replayer,
     Retention, StateCounts, DELIVERY_COLUMNS, DELIVERY_COLUMN_COUNT, LAST_RECEIVED_SQL,
 };
-use crate::store::{now_ms, StoreError};
+use crate::store::{now_ms, DeliveryState, StoreError};
 use deadpool_postgres::Client;
 use std::collections::HashMap;
 use tokio_postgres::Row;
@@ -50,7 +50,15 @@ pub async fn deliveries(c: &Client, f: &DeliveryFilter) -> Result<Vec<DeliveryIn
          ORDER BY d.id DESC LIMIT $4"
     );
     let rows = c
-        .query(&sql, &[&f.state, &f.destination, &f.since, &f.limit])
+        .query(
+            &sql,
+            &[
+                &f.state.map(DeliveryState::as_str),
+                &f.destination,
+                &f.since,
+                &f.limit,
+            ],
+        )
         .await
         .map_err(failed)?;
     Ok(rows.iter().map(delivery).collect())

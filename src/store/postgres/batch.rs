@@ -242,6 +242,7 @@ async fn run(pool: &Pool, batch: &[Job]) -> Result<Vec<Outcome>, StoreError> {
         let (tx, record) = (&tx, &record);
         async move {
             let (state, due, counted) = r.next.columns();
+            let state = state.as_str();
             let a = &r.attempt;
             let status = a.status.map(i32::from);
             let claim = i32::try_from(r.claim).unwrap_or(i32::MAX);

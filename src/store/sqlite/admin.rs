@@ -7,7 +7,7 @@ use crate::store::admin::{
     DestinationStats, Dialect, Erased, Overview, Param, Purged, Replay, ReplayInfo, Replayer,
     Retention, StateCounts, DELIVERY_COLUMNS, DELIVERY_COLUMN_COUNT, LAST_RECEIVED_SQL,
 };
-use crate::store::now_ms;
+use crate::store::{now_ms, DeliveryState};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::collections::HashMap;
 
@@ -48,7 +48,15 @@ pub fn deliveries(conn: &Connection, f: &DeliveryFilter) -> rusqlite::Result<Vec
          ORDER BY d.id DESC LIMIT ?4"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![f.state, f.destination, f.since, f.limit], delivery)?;
+    let rows = stmt.query_map(
+        params![
+            f.state.map(DeliveryState::as_str),
+            f.destination,
+            f.since,
+            f.limit
+        ],
+        delivery,
+    )?;
     rows.collect()
 }
 

@@ -13,7 +13,8 @@ use super::admin::{
     Replayer, Retention,
 };
 use super::{
-    now_ms, AttemptRecord, ClaimBatch, Claimed, Ingested, NewConversation, Next, Stats, StoreError,
+    now_ms, AttemptRecord, ClaimBatch, Claimed, DeliveryState, Ingested, NewConversation, Next,
+    Stats, StoreError,
 };
 use crate::smartsupp::Stored;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -466,10 +467,11 @@ fn ingest_rows(conn: &Connection, c: &NewConversation) -> rusqlite::Result<Inges
     )?;
     for routed in &c.destinations {
         let state = if routed.error.is_some() {
-            "dead"
+            DeliveryState::Dead
         } else {
-            "pending"
-        };
+            DeliveryState::Pending
+        }
+        .as_str();
         insert.execute(params![
             conversation,
             routed.destination,
@@ -577,6 +579,7 @@ fn record(
         return Ok(false);
     }
     let (state, due, counted) = next.columns();
+    let state = state.as_str();
     conn.prepare_cached(
         "UPDATE deliveries SET attempts = attempts + ?7, state = ?2,
              next_attempt_at = COALESCE(?3, next_attempt_at), lease_until = NULL,

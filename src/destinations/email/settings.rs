@@ -1,10 +1,35 @@
 //! Settings of `kind: email` and their validation: the SMTP server and its TLS, the sender,
 //! recipients and the message's templates.
 
-use super::load::Problems;
-use super::{BreakerSettings, RateLimit, Secret};
+use super::Email;
+use crate::config::{Common, Problems, RateLimit, Secret, TimeZone};
+use crate::destinations::registry::{self, BuildContext, Kind, KindSettings, SecretKey};
+use crate::destinations::Destination;
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// `kind: email`.
+pub struct EmailKind;
+
+impl Kind for EmailKind {
+    fn name(&self) -> &str {
+        "email"
+    }
+    fn secret_keys(&self) -> &[SecretKey] {
+        const KEYS: &[SecretKey] = &[SecretKey::one("username"), SecretKey::one("password")];
+        KEYS
+    }
+    fn parse(
+        &self,
+        own: Map<String, Value>,
+        at: &str,
+        out: &mut Problems,
+    ) -> Option<Arc<dyn KindSettings>> {
+        registry::parse_own::<EmailSettings>(own, at, out)
+    }
+}
 
 /// Smallest `max_message_bytes` accepted: room for the headers, the visitor's context and the
 /// notice that the transcript was shortened.
@@ -29,21 +54,10 @@ const RESERVED_HEADERS: &[&str] = &[
     "return-path",
 ];
 
-/// `kind: email`.
+/// The own keys of `kind: email`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailSettings {
-    /// Handlebars expression; the destination gets a conversation when it renders `true`.
-    pub when: Option<String>,
-    /// Most deliveries started per period, e.g. `100/10s` (none by default).
-    #[serde(default)]
-    pub rate_limit: Option<RateLimit>,
-    /// Concurrent deliveries to this destination, instead of `delivery.workers`.
-    #[serde(default)]
-    pub concurrency: Option<usize>,
-    /// When to pause the destination after failures.
-    #[serde(default)]
-    pub breaker: BreakerSettings,
     /// The SMTP server: `smtp://host:587` (STARTTLS, required unless `tls: none`) or
     /// `smtps://host:465` (TLS from the first byte). The port defaults to 587 and 465.
     pub smtp_url: String,
@@ -77,8 +91,8 @@ pub struct EmailSettings {
     pub bcc: Vec<String>,
     /// `visitor` (the visitor's address when it is usable, so that replies reach them),
     /// `none`, or a fixed address.
-    #[serde(default = "default_reply_to")]
-    pub reply_to: String,
+    #[serde(default)]
+    pub reply_to: ReplyTo,
     /// Handlebars template of the subject.
     #[serde(default = "default_subject")]
     pub subject: String,
@@ -89,8 +103,8 @@ pub struct EmailSettings {
     #[serde(default = "default_html_template")]
     pub html_template: String,
     /// Time zone of times in the transcript (IANA name).
-    #[serde(default = "default_time_zone")]
-    pub time_zone: String,
+    #[serde(default)]
+    pub time_zone: TimeZone,
     /// Extra message headers by name; values are Handlebars templates, and a header whose
     /// value renders empty is left out.
     #[serde(default)]
@@ -99,6 +113,34 @@ pub struct EmailSettings {
     /// notice in the message.
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: usize,
+}
+
+/// Who replies to a message reach.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ReplyTo {
+    /// The visitor's address, when it is usable.
+    #[default]
+    Visitor,
+    /// No `Reply-To`.
+    None,
+    /// A fixed address.
+    Address(String),
+}
+
+impl<'de> Deserialize<'de> for ReplyTo {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.trim() {
+            "visitor" => Ok(Self::Visitor),
+            "none" => Ok(Self::None),
+            address if super::message::is_plain_address(address) => {
+                Ok(Self::Address(address.to_string()))
+            }
+            other => Err(serde::de::Error::custom(format!(
+                "{other:?} is not visitor, none or an address such as team@example.com"
+            ))),
+        }
+    }
 }
 
 /// How the connection to the SMTP server is protected.
@@ -157,9 +199,6 @@ impl EmailSettings {
 fn default_from_name() -> String {
     "{{meta.visitorName}} via Smartsupp".into()
 }
-fn default_reply_to() -> String {
-    "visitor".into()
-}
 fn default_subject() -> String {
     "{{> email/subject.txt.hbs}}".into()
 }
@@ -168,9 +207,6 @@ fn default_text_template() -> String {
 }
 fn default_html_template() -> String {
     "email/body.html.hbs".into()
-}
-fn default_time_zone() -> String {
-    "UTC".into()
 }
 fn default_max_message_bytes() -> usize {
     1024 * 1024
@@ -199,8 +235,42 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+impl KindSettings for EmailSettings {
+    fn kind(&self) -> &str {
+        "email"
+    }
+
+    fn validate(&self, _name: &str, at: &str, out: &mut Problems) {
+        validate(at, self, out);
+    }
+
+    fn templates(&self) -> Vec<(String, &str)> {
+        vec![
+            ("text_template".into(), &self.text_template),
+            ("html_template".into(), &self.html_template),
+        ]
+    }
+
+    fn inline_templates(&self) -> Vec<(String, &str)> {
+        EmailSettings::inline_templates(self)
+    }
+
+    fn lane_rate(&self, common: &Common) -> Option<RateLimit> {
+        common.rate_limit
+    }
+
+    fn build(&self, name: &str, _: &Common, cx: &BuildContext<'_>) -> Arc<dyn Destination> {
+        Arc::new(Email::new(
+            name,
+            self,
+            cx.shared.clone(),
+            cx.delivery.request_timeout.0,
+        ))
+    }
+}
+
 /// Records every problem of an email destination at `at` in `out`.
-pub fn validate(at: &str, e: &EmailSettings, out: &mut Problems) {
+fn validate(at: &str, e: &EmailSettings, out: &mut Problems) {
     let key = |k: &str| format!("{at}.{k}");
     match reqwest::Url::parse(&e.smtp_url) {
         Ok(url) if matches!(url.scheme(), "smtp" | "smtps") && url.has_host() => {
@@ -254,11 +324,11 @@ pub fn validate(at: &str, e: &EmailSettings, out: &mut Problems) {
     if let Some(path) = &e.ca_file {
         if e.tls_mode() == EmailTls::None {
             out.add(&key("ca_file"), "is used with TLS only (tls: none is set)");
-        } else if let Some(problem) = crate::destinations::email::smtp::ca_file_problem(path) {
+        } else if let Some(problem) = super::smtp::ca_file_problem(path) {
             out.add(&key("ca_file"), problem);
         }
     }
-    if !crate::destinations::email::message::is_plain_address(&e.from) {
+    if !super::message::is_plain_address(&e.from) {
         out.add(
             &key("from"),
             format!(
@@ -269,24 +339,6 @@ pub fn validate(at: &str, e: &EmailSettings, out: &mut Problems) {
     }
     if e.to.is_empty() {
         out.add(&key("to"), "name at least one recipient");
-    }
-    let reply_to = e.reply_to.trim();
-    if !matches!(reply_to, "visitor" | "none")
-        && !crate::destinations::email::message::is_plain_address(reply_to)
-    {
-        out.add(
-            &key("reply_to"),
-            format!("{reply_to:?} is not visitor, none or an address such as team@example.com"),
-        );
-    }
-    if e.time_zone.parse::<chrono_tz::Tz>().is_err() {
-        out.add(
-            &key("time_zone"),
-            format!(
-                "unknown time zone {:?} (use an IANA name such as Europe/Prague)",
-                e.time_zone
-            ),
-        );
     }
     for name in e.headers.keys() {
         let token = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');

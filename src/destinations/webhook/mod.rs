@@ -1,9 +1,12 @@
 //! `kind: webhook`: the rendered body to any URL, optionally signed (Standard Webhooks).
 
+mod settings;
+
+pub use settings::{default_template, WebhookKind, WebhookSettings};
+
 use super::{
     http, signing, BoxFuture, Delivered, DeliveryError, Destination, Job, Request, Shared,
 };
-use crate::config::WebhookSettings;
 use crate::render::escape::EscapeMode;
 use crate::render::RenderError;
 
@@ -58,8 +61,8 @@ impl Destination for Webhook {
         }
         Ok(vec![Request {
             secret_path: false,
-            method: self.settings.method.clone(),
-            url: self.settings.url.clone(),
+            method: self.settings.method.0.to_string(),
+            url: self.settings.url.as_str().to_string(),
             headers,
             body,
         }])

@@ -2,8 +2,11 @@
 //! created exclusively and owner-only, fsync, rename), named after conversation, version and
 //! destination.
 
+mod settings;
+
+pub use settings::{FileKind, FileSettings};
+
 use super::{BoxFuture, Delivered, DeliveryError, Destination, Job, Request, Shared};
-use crate::config::FileSettings;
 use crate::render::RenderError;
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
