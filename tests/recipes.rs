@@ -1060,14 +1060,19 @@ async fn help_scout_honours_its_retry_header_and_dead_letters_validation_errors(
 }
 
 #[tokio::test]
-async fn a_refused_freshdesk_key_is_retried_not_dead_lettered() {
+async fn a_refused_freshdesk_key_pauses_the_destination_instead_of_dead_lettering() {
     let mock = MockServer::start().await;
     let seq = Sequence::new(vec![
         ResponseTemplate::new(401).set_body_json(json!({"code": "invalid_credentials", "message": "You have to be logged in to perform this action."})),
         ticket(301),
     ]);
     answer(&mock, "POST", "^/api/v2/tickets$", seq).await;
-    let app = TestApp::spawn(freshdesk(&mock)).await;
+    // A short pause, so that the probe after it finds the key fixed.
+    let app = TestApp::spawn(desk(&format!(
+        "    kind: freshdesk\n    base_url: \"{}\"\n    api_key: \"fd-key\"\n    breaker: {{ failures: 10, cool_down: \"1s\" }}\n",
+        mock.uri()
+    )))
+    .await;
     app.post_hook(sample("chat.json").to_string()).await;
     let done = all_in(&app, 1, "done").await.remove(0);
     let log = attempts(&app.db(), done.id);
@@ -1078,5 +1083,13 @@ async fn a_refused_freshdesk_key_is_retried_not_dead_lettered() {
             .unwrap_or("")
             .contains("Freshdesk refused the API key"),
         "{log:?}"
+    );
+    assert_eq!(done.attempts, 1, "the refusal spent no attempt: {log:?}");
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains(
+            "deskbridge_delivery_attempts_total{destination=\"desk\",outcome=\"deferred\"} 1"
+        ),
+        "the refusal deferred the delivery:\n{metrics}"
     );
 }

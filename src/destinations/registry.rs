@@ -367,11 +367,16 @@ mod tests {
     #[test]
     fn every_kind_has_a_unique_name_and_is_found() {
         let names = known_kinds();
+        for kind in KINDS {
+            assert_eq!(lookup(kind.name()).map(|k| k.name()), Some(kind.name()));
+        }
         for name in &names {
-            assert_eq!(lookup(name).map(|k| k.name()), Some(name.as_str()));
             assert_eq!(names.iter().filter(|n| *n == name).count(), 1, "{name}");
         }
-        assert_eq!(names, ["webhook", "file", "zendesk", "hubspot", "email"]);
+        assert_eq!(
+            names,
+            ["webhook", "file", "zendesk", "hubspot", "email", "recipe"]
+        );
     }
 
     #[test]
@@ -380,7 +385,7 @@ mod tests {
         assert!(parsed.is_none());
         assert_eq!(
             shown,
-            "t.yaml: destinations.d.kind: unknown kind `zendeks`, expected one of `webhook`, `file`, `zendesk`, `hubspot`, `email`"
+            "t.yaml: destinations.d.kind: unknown kind `zendeks`, expected one of `webhook`, `file`, `zendesk`, `hubspot`, `email`, `recipe`, or a recipe under templates/: `freshdesk`, `helpscout`, `pipedrive`, `slack`, `teams`"
         );
         let (_, shown) = parse_at("", json!({"url": "x"}));
         assert_eq!(shown, "t.yaml: destinations.d: missing field `kind`");

@@ -305,6 +305,9 @@ pub enum Outcome {
     Retry,
     /// Permanent: the delivery is dead.
     Dead,
+    /// The service refused the credentials: the destination pauses and the delivery waits,
+    /// spending no attempt, until an admin fixes them.
+    Credentials,
 }
 
 /// A link shown on the dashboard.

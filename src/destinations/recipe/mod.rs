@@ -40,6 +40,10 @@ struct State {
     /// Every value captured so far.
     #[serde(default)]
     captures: Map<String, Value>,
+    /// The latest `sentAt` of the conversation's messages: a later version's `update.messages`
+    /// are the ones sent after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_sent_at: Option<i64>,
 }
 
 impl State {
@@ -91,7 +95,8 @@ impl RecipeDestination {
     }
 
     /// The template data of a request: the conversation, captures, the earlier version's
-    /// captures, and the item of a `foreach`.
+    /// captures, `update` (`isUpdate`, and `messages`: those sent since the delivered earlier
+    /// version, or all), and the item of a `foreach`.
     fn data(
         &self,
         job: &Job<'_>,
@@ -105,6 +110,13 @@ impl RecipeDestination {
             map.insert(
                 "previous".into(),
                 Value::Object(previous.map(|p| p.captures.clone()).unwrap_or_default()),
+            );
+            let is_update = self.sequence_for(previous) == Sequence::Update;
+            let after = previous.filter(|_| is_update).and_then(|p| p.last_sent_at);
+            let messages = crate::smartsupp::messages_after(job.context.data(), after);
+            map.insert(
+                "update".into(),
+                serde_json::json!({ "isUpdate": is_update, "messages": messages }),
             );
             if let Some((index, item)) = item {
                 map.insert("item".into(), item.clone());
@@ -347,7 +359,7 @@ impl RecipeDestination {
                 captures.extend(found);
                 Ok(answer)
             }
-            Outcome::Retry | Outcome::Dead => Err(self.failure(
+            Outcome::Retry | Outcome::Dead | Outcome::Credentials => Err(self.failure(
                 at.step,
                 &answer,
                 rule.map(|r| (r.outcome, r.message.as_deref())),
@@ -382,6 +394,23 @@ impl RecipeDestination {
                 ": {}",
                 crate::text::truncate(&said, SERVICE_ERROR_CHARS, "…")
             ));
+        }
+        let static_credentials = self
+            .recipe
+            .auth
+            .as_ref()
+            .is_some_and(|a| !matches!(a, format::AuthSpec::Oauth2 { .. }));
+        let refused = match rule {
+            Some((outcome, _)) => outcome == Outcome::Credentials,
+            None => answer.status == 401 && static_credentials,
+        };
+        if refused {
+            return DeliveryError::Unauthorized {
+                reason: format!(
+                    "{reason}: the service refused deskbridge's credentials; fix the destination's secret settings, then the paused destination resumes"
+                ),
+                status: Some(answer.status),
+            };
         }
         let classified = match rule {
             Some((Outcome::Retry, _)) => Err(DeliveryError::Retryable {
@@ -452,6 +481,7 @@ impl RecipeDestination {
         let sequence = *state
             .sequence
             .get_or_insert_with(|| self.sequence_for(previous.as_ref()));
+        state.last_sent_at = crate::smartsupp::last_sent_at(job.context.data());
         let name = match sequence {
             Sequence::Create => "create",
             Sequence::Update => "update",
@@ -503,6 +533,7 @@ impl RecipeDestination {
     fn placeholders(&self, sequence: Sequence) -> State {
         let mut state = State {
             sequence: Some(sequence),
+            last_sent_at: Some(0),
             ..State::default()
         };
         for step in self.recipe.steps(sequence) {
