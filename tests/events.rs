@@ -603,3 +603,61 @@ async fn the_dashboard_shows_a_conversations_events_and_origin() {
     assert!(html.contains("<code>conversation.closed</code>"), "{html}");
     assert!(html.contains("messages not received as events"), "{html}");
 }
+
+#[tokio::test]
+async fn erasing_a_conversation_erases_its_events_and_retention_removes_old_ones() {
+    let mock = zendesk().await;
+    let app = TestApp::spawn(helpdesk(&mock, smartsupp_yaml(""))).await;
+    for event in conversation_events() {
+        assert_eq!(post_event(&app, &event).await.0, 200);
+    }
+    // The visitor's contact record, and another conversation that never closed.
+    assert_eq!(post_event(&app, &fixture("contact_created")).await.0, 200);
+    let mut other = fixture("conversation_opened");
+    other["data"]["conversation"]["id"] = json!("conv-002");
+    other["data"]["conversation"]["contact_id"] = json!("contact-002");
+    assert_eq!(post_event(&app, &other).await.0, 200);
+    eventually("the conversation delivered", WAIT, || async {
+        deliveries(&app.db()).iter().any(|d| d.state == "done")
+    })
+    .await;
+    let db = app.db();
+    let events = |sql: &str| {
+        count(
+            &db,
+            &format!("SELECT COUNT(*) FROM smartsupp_events WHERE {sql}"),
+        )
+    };
+    assert!(events(&format!("conversation = '{KEY}'")) > 0);
+    assert!(events("contact LIKE '%contact-001'") > 0);
+    let dir = app.stop().await;
+    let config = dir.path().join("deskbridge.yaml");
+    let cli = |args: &[&str]| {
+        let mut all: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+        all.extend(["--config".as_ref(), config.as_os_str()]);
+        common::process::run(&all)
+    };
+    let erased = cli(&["conversations", "delete", KEY]);
+    assert!(erased.ok(), "{}", erased.stderr);
+    assert_eq!(
+        events(&format!("conversation = '{KEY}'")),
+        0,
+        "the conversation's events"
+    );
+    assert_eq!(
+        events("contact LIKE '%contact-001'"),
+        0,
+        "its visitor's contact events"
+    );
+    assert_eq!(
+        events("conversation LIKE '%conv-002'"),
+        1,
+        "another conversation's stay"
+    );
+    let dry = cli(&["purge", "--older-than", "0ms", "--dry-run", "--json"]);
+    let said: Value = serde_json::from_str(&dry.stdout).unwrap();
+    assert_eq!(said["events"], 1, "{}", dry.stdout);
+    assert_eq!(events("1 = 1"), 1, "a dry run deletes nothing");
+    assert!(cli(&["purge", "--older-than", "0ms", "--json"]).ok());
+    assert_eq!(events("1 = 1"), 0, "retention removes old events");
+}

@@ -263,10 +263,10 @@ pub fn purge(
         let store = open(&prepared).await?;
         let purged = store.purge(Retention::of(&prepared.settings.store, older_than), dry_run).await?;
         if json {
-            println!("{}", serde_json::json!({ "dry_run": dry_run, "conversations": purged.conversations, "deliveries": purged.deliveries }));
+            println!("{}", serde_json::json!({ "dry_run": dry_run, "conversations": purged.conversations, "deliveries": purged.deliveries, "events": purged.events }));
         } else {
             let verb = if dry_run { "would delete" } else { "deleted" };
-            println!("{verb} {} conversation version(s) and {} deliveries", purged.conversations, purged.deliveries);
+            println!("{verb} {} conversation version(s), {} deliveries and {} Smartsupp event(s)", purged.conversations, purged.deliveries, purged.events);
         }
         Ok(ExitCode::SUCCESS)
     })

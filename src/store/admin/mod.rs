@@ -313,6 +313,9 @@ pub struct Purged {
     pub conversations: usize,
     /// Their deliveries.
     pub deliveries: usize,
+    /// Smartsupp Webhooks API events received before the cut-off whose conversation is not
+    /// waiting for assembly.
+    pub events: usize,
 }
 
 /// The retention rule: a conversation version goes when none of its deliveries is pending, it

@@ -228,6 +228,12 @@ pub async fn erase(c: &mut Client, key: &str) -> Result<Erased, StoreError> {
         .execute("DELETE FROM conversations WHERE key = $1", &[&key])
         .await
         .map_err(failed)?;
+    tx.execute(crate::store::admin::ERASE_EVENTS_POSTGRES, &[&key])
+        .await
+        .map_err(failed)?;
+    tx.execute("DELETE FROM smartsupp_assemblies WHERE key = $1", &[&key])
+        .await
+        .map_err(failed)?;
     tx.commit().await.map_err(failed)?;
     Ok(Erased::Deleted(n as usize))
 }
@@ -245,6 +251,15 @@ pub async fn purge(c: &Client, rule: Retention, dry_run: bool) -> Result<Purged,
         .await
         .map_err(failed)?;
     let (conversations, deliveries): (i64, i64) = (row.get(0), row.get(1));
+    let old_events = crate::store::admin::old_events("$1");
+    let events: i64 = c
+        .query_one(
+            &format!("SELECT COUNT(*) FROM smartsupp_events WHERE {old_events}"),
+            &[&rule.received_before],
+        )
+        .await
+        .map_err(failed)?
+        .get(0);
     if !dry_run && conversations > 0 {
         c.execute(
             &format!("DELETE FROM conversations WHERE id IN (SELECT c.id FROM conversations c WHERE {condition})"),
@@ -253,9 +268,18 @@ pub async fn purge(c: &Client, rule: Retention, dry_run: bool) -> Result<Purged,
         .await
         .map_err(failed)?;
     }
+    if !dry_run && events > 0 {
+        c.execute(
+            &format!("DELETE FROM smartsupp_events WHERE {old_events}"),
+            &[&rule.received_before],
+        )
+        .await
+        .map_err(failed)?;
+    }
     Ok(Purged {
         conversations: conversations as usize,
         deliveries: deliveries as usize,
+        events: events as usize,
     })
 }
 

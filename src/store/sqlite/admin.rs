@@ -230,6 +230,8 @@ pub fn erase(conn: &Connection, key: &str) -> rusqlite::Result<Erased> {
         return Ok(Erased::Pending(pending as usize));
     }
     let n = conn.execute("DELETE FROM conversations WHERE key = ?1", [key])?;
+    conn.execute(crate::store::admin::ERASE_EVENTS_SQLITE, [key])?;
+    conn.execute("DELETE FROM smartsupp_assemblies WHERE key = ?1", [key])?;
     Ok(Erased::Deleted(n))
 }
 
@@ -243,15 +245,28 @@ pub fn purge(conn: &Connection, rule: Retention, dry_run: bool) -> rusqlite::Res
         params![rule.received_before, rule.dead_before],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
+    let old_events = crate::store::admin::old_events("?1");
+    let events: i64 = conn.query_row(
+        &format!("SELECT COUNT(*) FROM smartsupp_events WHERE {old_events}"),
+        params![rule.received_before],
+        |r| r.get(0),
+    )?;
     if !dry_run && conversations > 0 {
         conn.execute(
             &format!("DELETE FROM conversations WHERE id IN (SELECT c.id FROM conversations c WHERE {condition})"),
             params![rule.received_before, rule.dead_before],
         )?;
     }
+    if !dry_run && events > 0 {
+        conn.execute(
+            &format!("DELETE FROM smartsupp_events WHERE {old_events}"),
+            params![rule.received_before],
+        )?;
+    }
     Ok(Purged {
         conversations: conversations as usize,
         deliveries: deliveries as usize,
+        events: events as usize,
     })
 }
 
