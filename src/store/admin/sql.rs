@@ -244,6 +244,24 @@ pub fn replay_set(p1: &str) -> String {
     )
 }
 
+/// Erases the Webhooks API events of conversation `?1`, and the contact events of the
+/// contacts those events name (they hold the visitor's details).
+pub const ERASE_EVENTS_SQLITE: &str = "DELETE FROM smartsupp_events WHERE conversation = ?1
+     OR contact IN (SELECT contact FROM smartsupp_events WHERE conversation = ?1 AND contact IS NOT NULL)";
+
+/// [`ERASE_EVENTS_SQLITE`] for PostgreSQL.
+pub const ERASE_EVENTS_POSTGRES: &str = "DELETE FROM smartsupp_events WHERE conversation = $1
+     OR contact IN (SELECT contact FROM smartsupp_events WHERE conversation = $1 AND contact IS NOT NULL)";
+
+/// Webhooks API events received before `received_before` (a placeholder) whose conversation
+/// is not waiting for assembly: what retention removes.
+pub fn old_events(received_before: &str) -> String {
+    format!(
+        "received_at < {received_before}
+         AND (conversation IS NULL OR conversation NOT IN (SELECT key FROM smartsupp_assemblies))"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,22 +296,4 @@ mod tests {
             );
         }
     }
-}
-
-/// Erases the Webhooks API events of conversation `?1`, and the contact events of the
-/// contacts those events name (they hold the visitor's details).
-pub const ERASE_EVENTS_SQLITE: &str = "DELETE FROM smartsupp_events WHERE conversation = ?1
-     OR contact IN (SELECT contact FROM smartsupp_events WHERE conversation = ?1 AND contact IS NOT NULL)";
-
-/// [`ERASE_EVENTS_SQLITE`] for PostgreSQL.
-pub const ERASE_EVENTS_POSTGRES: &str = "DELETE FROM smartsupp_events WHERE conversation = $1
-     OR contact IN (SELECT contact FROM smartsupp_events WHERE conversation = $1 AND contact IS NOT NULL)";
-
-/// Webhooks API events received before `received_before` (a placeholder) whose conversation
-/// is not waiting for assembly: what retention removes.
-pub fn old_events(received_before: &str) -> String {
-    format!(
-        "received_at < {received_before}
-         AND (conversation IS NULL OR conversation NOT IN (SELECT key FROM smartsupp_assemblies))"
-    )
 }
