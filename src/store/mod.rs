@@ -29,15 +29,47 @@ use std::sync::{Arc, Mutex};
 /// Why the store could not do what was asked.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    /// The database cannot be opened or cannot commit; nothing was written.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
+    /// The database cannot be opened or cannot commit; nothing was written. `message` says
+    /// what failed in words (with the driver's own words); `source` is the driver's error,
+    /// where there was one.
+    #[error("store unavailable: {message}")]
+    Unavailable {
+        /// What failed, in words.
+        message: String,
+        /// The driver's or the operating system's error.
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
     /// The store URL is not one deskbridge understands.
     #[error("unsupported store url {0:?} (use sqlite://path/to/file.sqlite or postgres://user:password@host/database)")]
     BadUrl(String),
     /// A PostgreSQL URL whose parameters cannot be used (e.g. its TLS settings).
     #[error("store.url: {0}")]
     Settings(String),
+}
+
+impl StoreError {
+    /// The store is unavailable for a reason deskbridge states itself.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::Unavailable {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The store is unavailable because of `error` (its text, after `context` when given);
+    /// the error is kept as the source.
+    pub fn caused<E: std::error::Error + Send + Sync + 'static>(context: &str, error: E) -> Self {
+        let text = crate::destinations::http::error_chain(&error);
+        Self::Unavailable {
+            message: if context.is_empty() {
+                text
+            } else {
+                format!("{context}: {text}")
+            },
+            source: Some(Arc::new(error)),
+        }
+    }
 }
 
 /// A conversation to commit, with the destinations it was routed to.
@@ -307,7 +339,7 @@ impl Store {
                 *last = None;
                 Ok(())
             }
-            Err(e) => Err(StoreError::Unavailable(format!(
+            Err(e) => Err(StoreError::unavailable(format!(
                 "conversations cannot be committed ({failure}); a write probe failed too: {e}"
             ))),
         }
@@ -586,5 +618,23 @@ impl Store {
             Backend::Sqlite(s) => s.ping().await,
             Backend::Postgres(p) => p.ping().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::StoreError;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_driver_error_is_kept_as_the_source_and_quoted_in_the_message() {
+        let e = StoreError::caused("commit failed", std::io::Error::other("disk full"));
+        assert_eq!(e.to_string(), "store unavailable: commit failed: disk full");
+        assert_eq!(
+            e.source().map(|s| s.to_string()).as_deref(),
+            Some("disk full")
+        );
+        let own = StoreError::unavailable("the store writer has stopped");
+        assert!(own.source().is_none());
     }
 }

@@ -51,13 +51,14 @@ pub struct PgStore {
 /// Group-commit writers per instance (each uses one connection while it commits).
 const WRITERS: usize = 2;
 
-pub(super) fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+pub(super) fn unavailable(message: impl Into<String>) -> StoreError {
+    StoreError::unavailable(message)
 }
 
-/// A driver or pool error with its causes (PostgreSQL's own message is a cause).
-pub(super) fn failed(e: impl std::error::Error) -> StoreError {
-    StoreError::Unavailable(crate::destinations::http::error_chain(&e))
+/// A driver or pool error with its causes (PostgreSQL's own message is a cause), kept as the
+/// source.
+pub(super) fn failed<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
+    StoreError::caused("", e)
 }
 
 /// How many migrations the database has applied (0 for a new database).
@@ -94,7 +95,10 @@ fn migration_failed(step: &str, e: tokio_postgres::Error) -> StoreError {
              deskbridge migrate; see docs/OPERATIONS.md)",
         );
     }
-    StoreError::Unavailable(text)
+    StoreError::Unavailable {
+        message: text,
+        source: Some(std::sync::Arc::new(e)),
+    }
 }
 
 impl PgStore {

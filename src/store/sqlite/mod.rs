@@ -52,12 +52,13 @@ pub struct SqliteStore {
     reader: Arc<Mutex<Connection>>,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+/// A driver or operating system error as an unavailable store, the error kept as the source.
+fn unavailable<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
+    StoreError::caused("", e)
 }
 
 fn connect(path: &str) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path).map_err(|e| unavailable(format!("{path}: {e}")))?;
+    let conn = Connection::open(path).map_err(|e| StoreError::caused(path, e))?;
     // WAL lets the checkpointer and readers work beside the writer; synchronous=FULL fsyncs
     // the WAL at every commit, so a 200 means the conversation survives a power cut.
     conn.execute_batch(
@@ -79,7 +80,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
         let tx = conn.transaction().map_err(unavailable)?;
         tx.execute_batch(sql)
-            .map_err(|e| unavailable(format!("migration {}: {e}", i + 1)))?;
+            .map_err(|e| StoreError::caused(&format!("migration {}", i + 1), e))?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)
             .map_err(unavailable)?;
         tx.commit().map_err(unavailable)?;
@@ -94,8 +95,9 @@ impl SqliteStore {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
         {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| unavailable(format!("cannot create {}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::caused(&format!("cannot create {}", parent.display()), e)
+            })?;
         }
         let mut conn = connect(path)?;
         migrate(&mut conn)?;
@@ -157,7 +159,9 @@ impl SqliteStore {
         let job: Job = Box::new(move |conn| {
             let result = match conn {
                 Some(conn) => op(conn),
-                None => Err(unavailable("the store cannot begin a transaction")),
+                None => Err(StoreError::unavailable(
+                    "the store cannot begin a transaction",
+                )),
             };
             Box::new(move |commit_error| {
                 let _ = tx.send(match commit_error {
@@ -169,9 +173,9 @@ impl SqliteStore {
         self.jobs
             .send(job)
             .await
-            .map_err(|_| unavailable("the store writer has stopped"))?;
+            .map_err(|_| StoreError::unavailable("the store writer has stopped"))?;
         rx.await
-            .map_err(|_| unavailable("the store writer stopped before answering"))?
+            .map_err(|_| StoreError::unavailable("the store writer stopped before answering"))?
     }
 
     pub async fn ingest(&self, c: NewConversation) -> Result<Ingested, StoreError> {
@@ -402,7 +406,7 @@ fn writer(conn: Connection, mut jobs: mpsc::Receiver<Job>) {
                 conn.execute_batch("COMMIT").err().map(|e| {
                     tracing::error!(error = %e, "store commit failed");
                     let _ = conn.execute_batch("ROLLBACK");
-                    unavailable(format!("commit failed: {e}"))
+                    StoreError::caused("commit failed", e)
                 })
             }
             Err(e) => {
@@ -410,7 +414,7 @@ fn writer(conn: Connection, mut jobs: mpsc::Receiver<Job>) {
                 for job in batch.drain(..) {
                     replies.push(job(None));
                 }
-                Some(unavailable(format!("cannot begin a transaction: {e}")))
+                Some(StoreError::caused("cannot begin a transaction", e))
             }
         };
         for reply in replies.drain(..) {

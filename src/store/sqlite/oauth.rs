@@ -45,7 +45,7 @@ impl SqliteStore {
             )
             .and_then(|_| row(conn, &name))
             .map_err(unavailable)?
-            .ok_or_else(|| unavailable("the OAuth row vanished"))
+            .ok_or_else(|| StoreError::unavailable("the OAuth row vanished"))
         })
         .await
     }
