@@ -299,3 +299,50 @@ async fn without_an_endpoint_nothing_is_traced_and_no_traceparent_is_sent() {
     let requests = requests_at(&mock, 1).await;
     assert_eq!(common::header(&requests[0], "traceparent"), "");
 }
+
+/// A conversation assembled from Smartsupp's Webhooks API events has a root span of its own,
+/// which its delivery attempts name as parent, as a hook's arrival is for a legacy hook.
+#[tokio::test]
+async fn a_conversation_assembled_from_events_is_one_trace_too() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let collected = dir.path().join("collected");
+    std::fs::create_dir_all(&collected).unwrap();
+    let collector = Collector::start(&python, &collected);
+    let zendesk = common::events::zendesk().await;
+    let mut config = common::events::helpdesk(&zendesk, common::events::smartsupp_yaml(""));
+    config.sections = format!(
+        "telemetry:\n  otlp_endpoint: \"http://127.0.0.1:{}\"\n  export_interval: \"50ms\"\n",
+        collector.port
+    );
+    let app = common::TestApp::spawn(config).await;
+    for event in common::events::conversation_events() {
+        assert_eq!(common::events::post_event(&app, &event).await.0, 200);
+    }
+    requests_at(&zendesk, 1).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let spans = loop {
+        let spans = collector.spans();
+        if !named(&spans, "assemble conversation").is_empty()
+            && !named(&spans, "deliver helpdesk").is_empty()
+        {
+            break spans;
+        }
+        assert!(Instant::now() < deadline, "no spans yet: {spans:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let root = named(&spans, "assemble conversation")[0];
+    assert_eq!(root["parent"], "");
+    assert_eq!(
+        attr(root, "deskbridge.conversation.key"),
+        common::events::KEY
+    );
+    let attempt = named(&spans, "deliver helpdesk")[0];
+    assert_eq!(attempt["trace_id"], root["trace_id"]);
+    assert_eq!(attempt["parent"], root["span_id"]);
+    let raw = String::from_utf8_lossy(&collector.raw()).into_owned();
+    assert!(
+        !raw.contains("jana.novakova@example.com"),
+        "no visitor data"
+    );
+}

@@ -132,6 +132,32 @@ async fn accept(
     }
 }
 
+/// The root span of a conversation version assembled from events (or imported): in the trace
+/// its delivery attempts join, with the span id they name as parent, as a hook's arrival is
+/// for a legacy hook.
+fn assembled_span(
+    tracer: &crate::telemetry::otlp::Tracer,
+    started: u64,
+    key: &str,
+    digest: &[u8; 32],
+    version: i64,
+    deliveries: usize,
+) {
+    use crate::telemetry::trace::{ingest_ids, Kind, Span};
+    let mut span = Span::start_at(
+        tracer,
+        ingest_ids(key, digest),
+        None,
+        "assemble conversation",
+        Kind::Internal,
+        started,
+    );
+    span.set("deskbridge.conversation.key", key.to_string());
+    span.set("deskbridge.conversation.version", version);
+    span.set("deskbridge.deliveries", deliveries as i64);
+    span.stop();
+}
+
 /// What committing an assembled (or imported) conversation did.
 #[derive(Debug, Clone)]
 pub struct Committed {
@@ -150,6 +176,10 @@ pub async fn commit_assembled(
     let live = state.live();
     let identity = Identity::read(&body)?;
     let received_at = now_ms();
+    let started = state
+        .tracer
+        .as_ref()
+        .map(|_| crate::telemetry::trace::now_nanos());
     let destinations = if live.router.needs_context() {
         let stored = Stored {
             key: identity.key.clone(),
@@ -167,9 +197,10 @@ pub async fn commit_assembled(
         .filter(|r| r.error.is_none())
         .map(|r| r.destination.clone())
         .collect();
+    let digest: [u8; 32] = Sha256::digest(&body).into();
     let conversation = NewConversation {
         key: identity.key.clone(),
-        digest: Sha256::digest(&body).into(),
+        digest,
         raw: body,
         received_at,
         client_ip: None,
@@ -185,7 +216,14 @@ pub async fn commit_assembled(
         .ingest(conversation)
         .await
         .map_err(ReceiveError::Unavailable)?;
-    if matches!(ingested, Ingested::Accepted { .. }) {
+    if let Ingested::Accepted {
+        version,
+        deliveries,
+    } = ingested
+    {
+        if let (Some(tracer), Some(started)) = (&state.tracer, started) {
+            assembled_span(tracer, started, &identity.key, &digest, version, deliveries);
+        }
         for destination in &wake {
             live.wakers.wake(destination);
         }
