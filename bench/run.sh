@@ -22,6 +22,10 @@ trap 'nginx -c "$PWD/bench/nginx.conf" -s stop 2>/dev/null || true; [ -n "${pid:
 
 metric() { curl -s "$hook/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 rss_kib() { awk -v f="$2" '$1 == f":" { print $2 }' "/proc/$1/status"; }
+# CPU ticks (user + system) of a process, and the bytes it has caused to be written to storage.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+written() { awk '$1 == "write_bytes:" { print $2 }' "/proc/$1/io"; }
+hz=$(getconf CLK_TCK)
 
 start() {
   rm -f "$out"/bench.sqlite*
@@ -55,6 +59,8 @@ run_load() { # concurrency
   start
   sleep 1
   local idle; idle=$(rss_kib "$pid" VmRSS)
+  local cpu0; cpu0=$(cpu_ticks "$pid")
+  local w0; w0=$(written "$pid")
   wrk -t1 -c"$c" -d"${duration}s" --latency -s bench/hook.lua "$hook" -- "$body" /hooks/smartsupp/bench-token >"$out/wrk-c$c.txt"
   local t0; t0=$(date +%s.%N)
   local accepted; accepted=$(curl -s "$hook/metrics" | awk '$1 == "deskbridge_hooks_received_total{outcome=\"accepted\"}" { print $2 }')
@@ -66,14 +72,17 @@ run_load() { # concurrency
   local drain; drain=$(echo "$(date +%s.%N) - $t0" | bc)
   local done_n; done_n=$(curl -s "$hook/metrics" | awk '$1 == "deskbridge_delivery_attempts_total{destination=\"sink\",outcome=\"done\"}" { print $2 }')
   local peak; peak=$(rss_kib "$pid" VmHWM)
+  # Per conversation, load and drain included: CPU time and bytes written to the store.
+  local cpu_us; cpu_us=$(echo "($(cpu_ticks "$pid") - $cpu0) * 1000000 / $hz / $accepted" | bc)
+  local bytes; bytes=$(echo "($(written "$pid") - $w0) / $accepted" | bc)
   local rps; rps=$(awk '/Requests\/sec/ { print $2 }' "$out/wrk-c$c.txt")
   local p50; p50=$(awk '$1 == "50%" { print $2 }' "$out/wrk-c$c.txt")
   local p99; p99=$(awk '$1 == "99%" { print $2 }' "$out/wrk-c$c.txt")
   local errors; errors=$(awk '/Non-2xx/ { print $5 }' "$out/wrk-c$c.txt")
   [ "$c" = 64 ] && admin_timings >"$out/admin-c$c.txt"
   kill -TERM "$pid"; wait "$pid" || true; pid=
-  printf 'deskbridge c=%-3s %9s hooks/s  p50 %-8s p99 %-8s non-2xx %-4s accepted %-7s delivered %-7s drain %.2fs  RSS idle %d KiB peak %d KiB\n' \
-    "$c" "$rps" "$p50" "$p99" "${errors:-0}" "$accepted" "$done_n" "$drain" "$idle" "$peak"
+  printf 'deskbridge c=%-3s %9s hooks/s  p50 %-8s p99 %-8s non-2xx %-4s accepted %-7s delivered %-7s drain %.2fs  RSS idle %d KiB peak %d KiB  CPU %d us/conversation  written %d bytes/conversation\n' \
+    "$c" "$rps" "$p50" "$p99" "${errors:-0}" "$accepted" "$done_n" "$drain" "$idle" "$peak" "$cpu_us" "$bytes"
   [ -f "$out/admin-c$c.txt" ] && cat "$out/admin-c$c.txt" && rm -f "$out/admin-c$c.txt"
   return 0
 }
