@@ -55,16 +55,22 @@ cat >"$work/schemathesis.toml" <<TOML
 TOML
 status=0
 repo="$PWD"
-# From the throwaway folder, where schemathesis keeps its cache.
-(cd "$work" && "$repo/$venv/bin/schemathesis" --config-file "$work/schemathesis.toml" run "$repo/docs/openapi.yaml" \
-  --url "http://127.0.0.1:$port" \
-  --header "Authorization: Bearer $admin_token" \
-  --include-path-regex '^/(admin/api/|hooks/smartsupp/\{token\}$|hooks/smartsupp/events/\{token\}$|healthz|readyz|metrics)' \
-  --mode positive \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
-  --max-examples "$examples" --seed 1 --workers 2 \
-  --suppress-health-check all) \
-  || status=$?
+# From the throwaway folder, where schemathesis keeps its cache. Two runs: the events route
+# last and alone, because schemathesis cannot sign its bodies, and every 401 for a bad
+# signature counts against the address in the limiter, which would soon answer the other
+# routes' requests from the same address with 429 instead of reaching their logic.
+schemathesis_run() { # path regex
+  (cd "$work" && "$repo/$venv/bin/schemathesis" --config-file "$work/schemathesis.toml" run "$repo/docs/openapi.yaml" \
+    --url "http://127.0.0.1:$port" \
+    --header "Authorization: Bearer $admin_token" \
+    --include-path-regex "$1" \
+    --mode positive \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+    --max-examples "$examples" --seed 1 --workers 2 \
+    --suppress-health-check all)
+}
+schemathesis_run '^/(admin/api/|hooks/smartsupp/\{token\}$|healthz|readyz|metrics)' || status=$?
+schemathesis_run '^/hooks/smartsupp/events/\{token\}$' || status=$?
 # The hook route must have been reached with the right token (accepted conversations).
 hooks="$(curl -fsS "http://127.0.0.1:$port/metrics" | grep '^deskbridge_hooks_received_total')"
 echo "$hooks"
