@@ -207,7 +207,7 @@ fn render_all(body: &[u8]) {
     for destination in &prepared.destinations {
         let later = destination.sample_previous();
         for previous in [None, later] {
-            let requests = match preview(destination.as_ref(), body, previous) {
+            let requests = match preview(destination.as_ref(), body, previous.as_deref()) {
                 Ok(requests) => requests,
                 Err(e) => panic!(
                     "{} (previous {previous:?}): {e:#}\nbody: {}",
