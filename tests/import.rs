@@ -55,13 +55,15 @@ impl Respond for Search {
     }
 }
 
-async fn api(seen: Arc<Mutex<Vec<Value>>>) -> MockServer {
+/// The REST API: the search pages (the third failing `failures` times), each conversation's
+/// messages, the agents.
+async fn api(seen: Arc<Mutex<Vec<Value>>>, failures: usize) -> MockServer {
     let api = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/v2/conversations/search"))
         .respond_with(Search {
             seen,
-            fail_third: AtomicUsize::new(2),
+            fail_third: AtomicUsize::new(failures),
         })
         .mount(&api)
         .await;
@@ -98,7 +100,7 @@ fn import(config: &std::path::Path, extra: &[&str]) -> common::process::Run {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_interrupted_import_resumes_and_skips_what_came_by_hook() {
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let api = api(seen.clone()).await;
+    let api = api(seen.clone(), 2).await;
     let mock = zendesk().await;
     let app = TestApp::spawn(helpdesk(&mock, common::events::api_yaml(&api))).await;
     let config = app.dir.path().join("deskbridge.yaml");
@@ -201,5 +203,56 @@ async fn an_interrupted_import_resumes_and_skips_what_came_by_hook() {
             .contains("0 conversation(s) imported, 4 skipped"),
         "{}",
         again.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn imported_conversations_go_to_zendesks_ticket_import_with_their_own_times() {
+    let api = api(Arc::default(), 0).await;
+    let mock = zendesk().await;
+    let mut config = common::TestConfig::with_destinations(&format!(
+        "  helpdesk:\n    kind: zendesk\n    base_url: \"{}\"\n    email: \"agent@acme.example\"\n    api_token: \"tok-123\"\n    mode: import\n",
+        mock.uri()
+    ));
+    config.smartsupp = common::events::api_yaml(&api);
+    let app = TestApp::spawn(config).await;
+    let config = app.dir.path().join("deskbridge.yaml");
+    let out = tokio::task::spawn_blocking(move || import(&config, &["--since", "400d"]))
+        .await
+        .unwrap();
+    assert!(out.ok(), "{}\n{}", out.stdout, out.stderr);
+    eventually("four imported tickets", Duration::from_secs(20), || async {
+        mock.received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.url.path() == "/api/v2/imports/tickets")
+            .count()
+            == 4
+    })
+    .await;
+    let requests = mock.received_requests().await.unwrap();
+    assert!(
+        requests.iter().all(|r| r.url.path() != "/api/v2/tickets"),
+        "no live tickets in import mode"
+    );
+    let c1: Value = requests
+        .iter()
+        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap())
+        .find(|b| b["ticket"]["external_id"] == "acc-c1")
+        .unwrap();
+    let ticket = &c1["ticket"];
+    assert!(
+        ticket["created_at"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("2026-05-15T10:0")),
+        "the chat's own start: {ticket}"
+    );
+    let comments = ticket["comments"].as_array().unwrap();
+    assert!(
+        comments.iter().any(|c| c["created_at"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("2026-05-15T10:01"))),
+        "each message at its own time: {comments:?}"
     );
 }
