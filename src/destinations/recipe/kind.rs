@@ -3,7 +3,8 @@
 //! is read and checked when the configuration is loaded; the destination's keys are typed by
 //! the settings it declares.
 
-use super::format::{self, Recipe};
+use super::check;
+use super::format::Recipe;
 use super::settings::{resolve, Resolved};
 use super::RecipeDestination;
 use crate::config::{Common, Problems, RateLimit};
@@ -107,7 +108,7 @@ impl Kind for RecipeKind {
                 return None;
             }
         };
-        let recipe = match format::load(&file, &self.templates) {
+        let recipe = match check::load(&file, &self.templates) {
             Ok(recipe) => recipe,
             Err(e) => {
                 out.add(&key, format!("the recipe is not usable:\n{e}"));

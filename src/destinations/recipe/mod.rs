@@ -3,27 +3,28 @@
 //! captures with the delivery before the next request, so a retry resumes at the step that
 //! did not finish; the requests `render` prints and the ones a delivery sends are built by the
 //! same function from the same description.
+//!
+//! The file's shape is [`format`], reading and checking it [`check`], the destination's keys
+//! [`settings`], the registry's kind [`kind`]; here, the run of a delivery's steps, with each
+//! request built in `request` and each answer read in `answer`.
 
+mod answer;
+pub mod check;
 pub mod format;
 pub mod kind;
+mod request;
 pub mod settings;
 
-use super::{
-    http, note_sent, BoxFuture, Delivered, DeliveryError, Destination, Job, Link, Request, Shared,
-};
-use crate::config::{OAuthGrant, OAuthSettings, Secret};
-use crate::oauth::{Encoding, Endpoint, TokenSource};
-use crate::render::escape::EscapeMode;
+use super::{http, BoxFuture, Delivered, DeliveryError, Destination, Job, Link, Request, Shared};
+use crate::oauth::TokenSource;
 use crate::render::RenderError;
-use format::{Capture, Outcome, Recipe, RequestSpec, Sequence, Step};
+use answer::read_all;
+use format::{Outcome, Recipe, Sequence, Step};
 use kind::RecipeSettings;
 use serde_json::{Map, Value};
 use settings::Resolved;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
-
-/// Longest text of a service's own error quoted in the attempt log.
-const SERVICE_ERROR_CHARS: usize = 600;
 
 /// What a delivery has done so far: kept with it after every finished step.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -126,20 +127,6 @@ impl RecipeDestination {
         data
     }
 
-    fn with_secrets(&self, data: &Value) -> handlebars::Context {
-        let mut data = data.clone();
-        if let Value::Object(map) = &mut data {
-            map.insert("secret".into(), Value::Object(self.settings.secret.clone()));
-        }
-        handlebars::Context::from(data)
-    }
-
-    fn inline(&self, key: &str, ctx: &handlebars::Context) -> Result<String, RenderError> {
-        self.shared
-            .renderer
-            .render_inline(&self.name, &format!("recipe.{key}"), ctx)
-    }
-
     /// Whether `step` runs for `data`.
     fn runs(&self, at: &str, step: &Step, data: &Value) -> Result<bool, RenderError> {
         if step.when.is_none() {
@@ -169,140 +156,6 @@ impl RecipeDestination {
                 name: format!("destinations.{}: step {} foreach", self.name, step.id),
                 message: format!("{path} is not a list"),
             }),
-        }
-    }
-
-    /// Builds one request of a step: the one description both `render` and delivery use.
-    fn request(
-        &self,
-        at: &At<'_>,
-        spec: &RequestSpec,
-        job: &Job<'_>,
-        data: &Value,
-    ) -> Result<Request, RenderError> {
-        let private = self.with_secrets(data);
-        let mut url = self.inline(&format!("{}.url", at.key), &private)?;
-        let mut headers = Vec::with_capacity(spec.headers.len() + 3);
-        if let Some(body) = &spec.body {
-            if EscapeMode::for_name(body) == EscapeMode::Json
-                && !spec
-                    .headers
-                    .keys()
-                    .any(|h| h.eq_ignore_ascii_case("content-type"))
-            {
-                headers.push(("content-type".into(), "application/json".into(), false));
-            }
-        }
-        for name in spec.headers.keys() {
-            let value = self.inline(&format!("{}.headers.{name}", at.key), &private)?;
-            let secret = self.uses_secret(spec.headers.get(name).map(String::as_str));
-            headers.push((name.clone(), value, secret));
-        }
-        if let Some(header) = &at.step.idempotency_header {
-            let item = at.index.map(|i| format!("-{i}")).unwrap_or_default();
-            let key = format!("{}-{}{item}", job.idempotency_key, at.step.id);
-            headers.push((header.clone(), key, false));
-        }
-        self.authenticate(&private, &mut url, &mut headers)?;
-        let body = match &spec.body {
-            Some(template) => self
-                .shared
-                .renderer
-                .render(template, &handlebars::Context::from(data.clone()))?,
-            None => String::new(),
-        };
-        Ok(Request {
-            method: spec.method.to_ascii_uppercase(),
-            url,
-            headers,
-            body,
-            secret_path: self.uses_secret(Some(&spec.url)),
-        })
-    }
-
-    fn uses_secret(&self, template: Option<&str>) -> bool {
-        template.is_some_and(|t| t.contains("secret."))
-    }
-
-    /// Adds the recipe's credentials to a request.
-    fn authenticate(
-        &self,
-        ctx: &handlebars::Context,
-        url: &mut String,
-        headers: &mut Vec<(String, String, bool)>,
-    ) -> Result<(), RenderError> {
-        use base64::Engine as _;
-        let Some(auth) = &self.recipe.auth else {
-            return Ok(());
-        };
-        match auth {
-            format::AuthSpec::Basic { .. } => {
-                let user = self.inline("auth.username", ctx)?;
-                let password = self.inline("auth.password", ctx)?;
-                let encoded =
-                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-                headers.push(("authorization".into(), format!("Basic {encoded}"), true));
-            }
-            format::AuthSpec::Bearer { .. } => {
-                let token = self.inline("auth.token", ctx)?;
-                headers.push(("authorization".into(), format!("Bearer {token}"), true));
-            }
-            format::AuthSpec::Header { name, .. } => {
-                let value = self.inline("auth.value", ctx)?;
-                headers.push((name.clone(), value, true));
-            }
-            format::AuthSpec::Query { name, .. } => {
-                let value = self.inline("auth.value", ctx)?;
-                if let Ok(mut parsed) = reqwest::Url::parse(url) {
-                    parsed.query_pairs_mut().append_pair(name, &value);
-                    *url = parsed.to_string();
-                }
-            }
-            format::AuthSpec::Oauth2 { .. } => {
-                // The token source replaces this with the current access token when sending.
-                headers.push(("authorization".into(), "Bearer <access token>".into(), true));
-            }
-        }
-        Ok(())
-    }
-
-    /// The OAuth token source, made on first use from the rendered `auth` block.
-    fn token_source(&self) -> Result<Option<&TokenSource>, DeliveryError> {
-        let Some(format::AuthSpec::Oauth2 { scope, .. }) = &self.recipe.auth else {
-            return Ok(None);
-        };
-        if let Some(tokens) = self.tokens.get() {
-            return Ok(Some(tokens));
-        }
-        let ctx = self.with_secrets(&serde_json::json!({"destination": self.settings.public}));
-        let token_url = self.inline("auth.token_url", &ctx)?;
-        let settings = OAuthSettings {
-            grant: OAuthGrant::ClientCredentials,
-            client_id: self.inline("auth.client_id", &ctx)?,
-            client_secret: Secret::new(self.inline("auth.client_secret", &ctx)?),
-            scope: scope.clone(),
-            refresh_token: None,
-            token_url: crate::config::HttpUrl::parse(&token_url).ok(),
-        };
-        let endpoint = Endpoint {
-            token_url,
-            encoding: Encoding::Form,
-            default_scope: "",
-            who: self.recipe.name.clone(),
-            fresh_token_refused: "check the OAuth client's id, secret and permissions",
-        };
-        let tokens = TokenSource::new(&self.name, &settings, endpoint, self.shared.client.clone());
-        if let Some(store) = self.store.get() {
-            tokens.attach(store);
-        }
-        Ok(Some(self.tokens.get_or_init(|| tokens)))
-    }
-
-    async fn send(&self, request: &Request) -> Result<http::Exchange, DeliveryError> {
-        note_sent(request);
-        match self.token_source()? {
-            Some(tokens) => tokens.send(&self.shared.client, request).await,
-            None => http::exchange(&self.shared.client, request).await,
         }
     }
 
@@ -364,109 +217,6 @@ impl RecipeDestination {
                 &answer,
                 rule.map(|r| (r.outcome, r.message.as_deref())),
             )),
-        }
-    }
-
-    /// A failed answer as a delivery error: the recipe's rule, else the usual classification.
-    fn failure(
-        &self,
-        step: &Step,
-        answer: &http::Exchange,
-        rule: Option<(Outcome, Option<&str>)>,
-    ) -> DeliveryError {
-        let excerpt = http::excerpt(&answer.body);
-        let wait = match &step.retry_after {
-            Some(header) => answer
-                .header(header)
-                .and_then(|v| http::parse_retry_after(v, std::time::SystemTime::now())),
-            None => answer.retry_after,
-        };
-        let mut reason = format!("step {}: HTTP {}", step.id, answer.status);
-        if let Some(words) = rule.and_then(|(_, m)| m) {
-            reason.push_str(&format!(": {words}"));
-        }
-        if let Some(said) = step.error.as_ref().and_then(|e| read(e, answer)) {
-            let said = match said {
-                Value::String(s) => s,
-                other => other.to_string(),
-            };
-            reason.push_str(&format!(
-                ": {}",
-                crate::text::truncate(&said, SERVICE_ERROR_CHARS, "…")
-            ));
-        }
-        let static_credentials = self
-            .recipe
-            .auth
-            .as_ref()
-            .is_some_and(|a| !matches!(a, format::AuthSpec::Oauth2 { .. }));
-        let refused = match rule {
-            Some((outcome, _)) => outcome == Outcome::Credentials,
-            None => answer.status == 401 && static_credentials,
-        };
-        if refused {
-            return DeliveryError::Unauthorized {
-                reason: format!(
-                    "{reason}: the service refused deskbridge's credentials; fix the destination's secret settings, then the paused destination resumes"
-                ),
-                status: Some(answer.status),
-            };
-        }
-        let classified = match rule {
-            Some((Outcome::Retry, _)) => Err(DeliveryError::Retryable {
-                reason: String::new(),
-                status: Some(answer.status),
-                retry_after: wait,
-                excerpt: excerpt.clone(),
-            }),
-            Some(_) => Err(DeliveryError::Permanent {
-                reason: String::new(),
-                status: Some(answer.status),
-                excerpt: excerpt.clone(),
-            }),
-            None => http::classify(answer.status, wait, excerpt.clone()),
-        };
-        match classified {
-            Err(DeliveryError::Retryable {
-                status,
-                retry_after,
-                excerpt,
-                ..
-            }) => DeliveryError::Retryable {
-                reason,
-                status,
-                retry_after,
-                excerpt,
-            },
-            Err(DeliveryError::Permanent {
-                reason: said,
-                status,
-                excerpt,
-            }) => DeliveryError::Permanent {
-                reason: if said.contains("redirect") {
-                    format!("step {}: {said}", step.id)
-                } else {
-                    reason
-                },
-                status,
-                excerpt,
-            },
-            _ => DeliveryError::Permanent {
-                reason,
-                status: Some(answer.status),
-                excerpt,
-            },
-        }
-    }
-
-    fn missing(&self, step: &Step, answer: &http::Exchange, capture: &str) -> DeliveryError {
-        DeliveryError::Permanent {
-            reason: format!(
-                "step {}: HTTP {} but the answer has no {capture} (the recipe captures it); check the recipe against the service's answer",
-                step.id, answer.status
-            ),
-            status: Some(answer.status),
-            excerpt: http::excerpt(&answer.body),
         }
     }
 
@@ -554,51 +304,6 @@ impl RecipeDestination {
             }
         }
         state
-    }
-}
-
-/// Every capture of `list` from `answer`; `Err` names the first required one missing.
-fn read_all(
-    list: &indexmap::IndexMap<String, Capture>,
-    answer: &http::Exchange,
-    all_optional: bool,
-) -> Result<Map<String, Value>, String> {
-    let mut out = Map::new();
-    for (name, capture) in list {
-        match read(capture, answer) {
-            Some(value) => {
-                out.insert(name.clone(), value);
-            }
-            None if capture.optional || all_optional => {}
-            None => return Err(name.clone()),
-        }
-    }
-    Ok(out)
-}
-
-/// One captured value; numbers and strings as they are, `None` when absent or empty.
-fn read(capture: &Capture, answer: &http::Exchange) -> Option<Value> {
-    let value = if let Some(pointer) = &capture.json {
-        let body: Value = serde_json::from_str(&answer.body).ok()?;
-        body.pointer(pointer).cloned()?
-    } else if let Some(header) = &capture.header {
-        Value::String(answer.header(header)?.to_string())
-    } else {
-        let pattern = regex::Regex::new(capture.regex.as_deref()?).ok()?;
-        let text = match capture
-            .from
-            .as_deref()
-            .and_then(|f| f.strip_prefix("header:"))
-        {
-            Some(header) => answer.header(header)?,
-            None => answer.body.as_str(),
-        };
-        Value::String(pattern.captures(text)?.get(1)?.as_str().to_string())
-    };
-    match &value {
-        Value::Null => None,
-        Value::String(s) if s.is_empty() => None,
-        _ => Some(value),
     }
 }
 
