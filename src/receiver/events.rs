@@ -5,7 +5,7 @@
 use super::{ReceiveError, ReceiverState};
 use crate::metrics::EventOutcome;
 use crate::smartsupp::events::{signature, Envelope};
-use crate::smartsupp::{self, Identity, Stored};
+use crate::smartsupp::Identity;
 use crate::store::events::{EventIngested, NewEvent};
 use crate::store::{now_ms, Ingested, NewConversation};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -57,26 +57,7 @@ async fn accept(
     state: &ReceiverState,
 ) -> Result<(HttpResponse, EventOutcome), ReceiveError> {
     let live = state.live();
-    let client = super::client(req, &live.trusted_proxies);
-    state.limiter.check(client).map_err(ReceiveError::TooMany)?;
-    if !live.token_ok(token) {
-        state.limiter.failed(client);
-        return Err(ReceiveError::Unauthorized);
-    }
-    let limit = live.max_body_bytes;
-    let declared = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ReceiveError::TooLarge(limit));
-    }
-    let body = tokio::time::timeout(live.body_timeout, payload.to_bytes_limited(limit))
-        .await
-        .map_err(|_| ReceiveError::SlowBody(live.body_timeout))?
-        .map_err(|_| ReceiveError::TooLarge(limit))?
-        .map_err(|e| ReceiveError::Read(e.to_string()))?;
+    let (body, client) = super::authenticated_body(req, token, payload, state, &live).await?;
     let header = req
         .headers()
         .get(signature::HEADER)
@@ -180,18 +161,7 @@ pub async fn commit_assembled(
         .tracer
         .as_ref()
         .map(|_| crate::telemetry::trace::now_nanos());
-    let destinations = if live.router.needs_context() {
-        let stored = Stored {
-            key: identity.key.clone(),
-            version: 0,
-            received_at,
-        };
-        let context = smartsupp::context(&body, &stored)?;
-        let context = handlebars::Context::from(context);
-        live.router.route(&live.renderer, Some(&context))
-    } else {
-        live.router.route(&live.renderer, None)
-    };
+    let destinations = live.route(&body, &identity.key, received_at)?;
     let wake: Vec<String> = destinations
         .iter()
         .filter(|r| r.error.is_none())

@@ -2,7 +2,7 @@
 
 use super::{ReceiveError, ReceiverState};
 use crate::metrics::HookOutcome;
-use crate::smartsupp::{self, Identity, Stored};
+use crate::smartsupp::Identity;
 use crate::store::{now_ms, Ingested, NewConversation};
 use crate::telemetry::spans::HookTrace;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -64,42 +64,12 @@ async fn accept(
     trace: &mut HookTrace,
 ) -> Result<(HttpResponse, HookOutcome), ReceiveError> {
     let live = state.live();
-    let client = super::client(req, &live.trusted_proxies);
-    state.limiter.check(client).map_err(ReceiveError::TooMany)?;
-    if !live.token_ok(token) {
-        state.limiter.failed(client);
-        return Err(ReceiveError::Unauthorized);
-    }
-    let limit = live.max_body_bytes;
-    let declared = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ReceiveError::TooLarge(limit));
-    }
-    let body = tokio::time::timeout(live.body_timeout, payload.to_bytes_limited(limit))
-        .await
-        .map_err(|_| ReceiveError::SlowBody(live.body_timeout))?
-        .map_err(|_| ReceiveError::TooLarge(limit))?
-        .map_err(|e| ReceiveError::Read(e.to_string()))?;
+    let (body, client) = super::authenticated_body(req, token, payload, state, &live).await?;
     let identity = Identity::read(&body)?;
     let digest: [u8; 32] = Sha256::digest(&body).into();
     trace.identified(&identity.key, &digest);
     let received_at = now_ms();
-    let destinations = if live.router.needs_context() {
-        let stored = Stored {
-            key: identity.key.clone(),
-            version: 0,
-            received_at,
-        };
-        let context = smartsupp::context(&body, &stored)?;
-        let context = handlebars::Context::from(context);
-        live.router.route(&live.renderer, Some(&context))
-    } else {
-        live.router.route(&live.renderer, None)
-    };
+    let destinations = live.route(&body, &identity.key, received_at)?;
     let conversation = NewConversation {
         key: identity.key,
         digest,

@@ -118,6 +118,59 @@ impl Live {
             .iter()
             .fold(false, |any, expected| any | expected.matches(&given))
     }
+
+    /// The destinations that want conversation `key` (body `raw`, received at `received_at`):
+    /// the routing `when` expressions see the conversation's context only when one needs it.
+    fn route(
+        &self,
+        raw: &[u8],
+        key: &str,
+        received_at: i64,
+    ) -> Result<Vec<crate::store::Routed>, crate::smartsupp::IdentityError> {
+        if !self.router.needs_context() {
+            return Ok(self.router.route(&self.renderer, None));
+        }
+        let stored = crate::smartsupp::Stored {
+            key: key.to_string(),
+            version: 0,
+            received_at,
+        };
+        let context = handlebars::Context::from(crate::smartsupp::context(raw, &stored)?);
+        Ok(self.router.route(&self.renderer, Some(&context)))
+    }
+}
+
+/// The checks both hook routes make before they read a body, in order, and the body: the
+/// limiter, the token (a wrong one counts against the address), the declared and the read
+/// size, the body deadline.
+async fn authenticated_body(
+    req: &actix_web::HttpRequest,
+    token: &str,
+    payload: web::Payload,
+    state: &ReceiverState,
+    live: &Live,
+) -> Result<(bytes::Bytes, Option<crate::limiter::Client>), ReceiveError> {
+    let client = client(req, &live.trusted_proxies);
+    state.limiter.check(client).map_err(ReceiveError::TooMany)?;
+    if !live.token_ok(token) {
+        state.limiter.failed(client);
+        return Err(ReceiveError::Unauthorized);
+    }
+    let limit = live.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ReceiveError::TooLarge(limit));
+    }
+    let body = tokio::time::timeout(live.body_timeout, payload.to_bytes_limited(limit))
+        .await
+        .map_err(|_| ReceiveError::SlowBody(live.body_timeout))?
+        .map_err(|_| ReceiveError::TooLarge(limit))?
+        .map_err(|e| ReceiveError::Read(e.to_string()))?;
+    Ok((body, client))
 }
 
 /// The hook URL's fixed part; the token follows it.
