@@ -201,11 +201,16 @@ impl<'de> Deserialize<'de> for HttpMethod {
 
 /// A closed set of words (`urgent`, `high`, …) read from a string, with an error that lists
 /// them: `"critical" is not urgent, high, normal or low`.
-pub trait Words: Sized + Copy + 'static {
+pub trait Words: Sized + Copy + PartialEq + 'static {
     /// Each value and the word that names it, in the order errors list them.
     const WORDS: &'static [(&'static str, Self)];
-    /// The word of this value.
-    fn word(self) -> &'static str;
+    /// The word of this value (every value stands in [`Words::WORDS`]).
+    fn word(self) -> &'static str {
+        Self::WORDS
+            .iter()
+            .find(|(_, v)| *v == self)
+            .map_or("", |(w, _)| w)
+    }
     /// The value named by `text`.
     fn from_word(text: &str) -> Result<Self, String> {
         Self::WORDS

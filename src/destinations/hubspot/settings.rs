@@ -139,14 +139,6 @@ impl Words for Priority {
         ("HIGH", Self::High),
         ("URGENT", Self::Urgent),
     ];
-    fn word(self) -> &'static str {
-        match self {
-            Self::Low => "LOW",
-            Self::Medium => "MEDIUM",
-            Self::High => "HIGH",
-            Self::Urgent => "URGENT",
-        }
-    }
 }
 crate::serde_words!(Priority);
 

@@ -121,14 +121,6 @@ impl Words for Priority {
         ("normal", Self::Normal),
         ("low", Self::Low),
     ];
-    fn word(self) -> &'static str {
-        match self {
-            Self::Urgent => "urgent",
-            Self::High => "high",
-            Self::Normal => "normal",
-            Self::Low => "low",
-        }
-    }
 }
 crate::serde_words!(Priority);
 
@@ -152,14 +144,6 @@ impl Words for TicketType {
         ("question", Self::Question),
         ("task", Self::Task),
     ];
-    fn word(self) -> &'static str {
-        match self {
-            Self::Problem => "problem",
-            Self::Incident => "incident",
-            Self::Question => "question",
-            Self::Task => "task",
-        }
-    }
 }
 crate::serde_words!(TicketType);
 
