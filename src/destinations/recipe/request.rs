@@ -38,8 +38,10 @@ impl RecipeDestination {
         job: &Job<'_>,
         data: &Value,
     ) -> Result<Request, RenderError> {
-        let private = self.with_secrets(data);
-        let mut url = self.inline(&format!("{}.url", at.key), &private)?;
+        // One copy of the data: with `secret` for the URL, headers and auth, then without it
+        // for the body.
+        let mut context = self.with_secrets(data);
+        let mut url = self.inline(&format!("{}.url", at.key), &context)?;
         let mut headers = Vec::with_capacity(spec.headers.len() + 3);
         if let Some(body) = &spec.body {
             if EscapeMode::for_name(body) == EscapeMode::Json
@@ -52,7 +54,7 @@ impl RecipeDestination {
             }
         }
         for name in spec.headers.keys() {
-            let value = self.inline(&format!("{}.headers.{name}", at.key), &private)?;
+            let value = self.inline(&format!("{}.headers.{name}", at.key), &context)?;
             let secret = self.uses_secret(spec.headers.get(name).map(String::as_str));
             headers.push((name.clone(), value, secret));
         }
@@ -61,12 +63,12 @@ impl RecipeDestination {
             let key = format!("{}-{}{item}", job.idempotency_key, at.step.id);
             headers.push((header.clone(), key, false));
         }
-        self.authenticate(&private, &mut url, &mut headers)?;
+        self.authenticate(&context, &mut url, &mut headers)?;
+        if let Some(map) = context.data_mut().as_object_mut() {
+            map.shift_remove("secret");
+        }
         let body = match &spec.body {
-            Some(template) => self
-                .shared
-                .renderer
-                .render(template, &handlebars::Context::from(data.clone()))?,
+            Some(template) => self.shared.renderer.render(template, &context)?,
             None => String::new(),
         };
         Ok(Request {
