@@ -3,7 +3,7 @@
 # 3.1 schema (openapi-spec-validator), starts `deskbridge serve` on a throwaway SQLite store
 # with the admin API on, and runs schemathesis against its admin API and hook route with a
 # bounded number of examples: no 5xx, every status, content type, header and body as
-# documented. Needs the Python tools of .ci/run's virtual environment (PYTHON_ENV, default
+# documented. Needs the Python tools of scripts/test.sh's virtual environment (PYTHON_ENV, default
 # target/ci-venv) and a built binary (BIN, default target/debug/deskbridge).
 set -euo pipefail
 cd "$(dirname "$0")/.."

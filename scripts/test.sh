@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite. Starts a throwaway PostgreSQL server on 127.0.0.1:5433 (see
 # scripts/pg-test-server.sh), installs the browser test's playwright-core (npm ci, from the
-# npm registry, once) and the pinned Python tools (PyPI, once, in target/ci-venv), then runs every test with SQLite as the store (the multi-instance and
-# outage tests use PostgreSQL; the admin browser test needs /usr/bin/chromium and is skipped,
-# saying so, without it, except under CI), and the
-# integration tests of the spine, the destinations, operations, the admin API, the worker's
-# decisions, the security checks and the recipe engine again with PostgreSQL as the store, and
-# last schemathesis against a running instance (scripts/api-check.sh).
+# npm registry, once) and the pinned Python tools (PyPI, once, in target/ci-venv), then runs
+# every test with SQLite as the store (the multi-instance and outage tests use PostgreSQL; the
+# admin browser test needs /usr/bin/chromium and is skipped, saying so, without it, except
+# under CI), the integration tests of the spine, the destinations, operations, the admin API,
+# the worker's decisions, the security checks, the recipe engine, the events API and the import
+# again with PostgreSQL as the store, and last schemathesis against a running instance
+# (scripts/api-check.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v npm >/dev/null 2>&1; then

@@ -19,32 +19,18 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// A Python 3 with opentelemetry-proto: `DESKBRIDGE_TEST_PYTHON_OTLP`, the CI's virtual
-/// environment (`target/ci-venv`, made by `.ci/run`), then `python3`. Under CI its absence
+/// environment (`target/ci-venv`, made by `scripts/test.sh`), then `python3`. Under CI its absence
 /// fails the test; elsewhere the test is skipped.
 fn python() -> Option<PathBuf> {
-    let candidates = std::env::var_os("DESKBRIDGE_TEST_PYTHON_OTLP")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([
+    common::python_with(
+        "DESKBRIDGE_TEST_PYTHON_OTLP",
+        &[
             common::repo().join("target/ci-venv/bin/python"),
             PathBuf::from("python3"),
-        ]);
-    for candidate in candidates {
-        let works = Command::new(&candidate)
-            .args(["-c", "import opentelemetry.proto.trace.v1.trace_pb2"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if works {
-            return Some(candidate);
-        }
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("CI must provide python3 with opentelemetry-proto (.ci/run installs it in target/ci-venv)");
-    }
-    eprintln!("skipped: the OTLP test needs python3 with opentelemetry-proto (pip install opentelemetry-proto)");
-    None
+        ],
+        "opentelemetry.proto.trace.v1.trace_pb2",
+        "python3 with opentelemetry-proto (scripts/test.sh installs it in target/ci-venv)",
+    )
 }
 
 /// The collector as a child process, killed when dropped.

@@ -488,6 +488,37 @@ fn assert_dead_with(app: &TestApp, row: &common::DeliveryRow, words: &str) {
     );
 }
 
+/// Posts the documented conversation, whose first answer asks to wait (`header`, a second or
+/// more): delivered on the second attempt, no sooner than the wait.
+async fn waits_out_the_first_answer(app: &TestApp, answers: &Sequence, header: &str) {
+    app.post_hook(sample("chat.json").to_string()).await;
+    let done = all_in(app, 1, "done").await.remove(0);
+    assert_eq!(done.attempts, 2);
+    let times = answers.times();
+    assert!(
+        times[1] - times[0] >= Duration::from_secs(1),
+        "{header} not honoured"
+    );
+}
+
+/// Posts the sample `file`, which the destination refuses for good: the delivery is dead and
+/// its record quotes `words`.
+async fn dead_with(app: &TestApp, file: &str, words: &str) -> common::DeliveryRow {
+    app.post_hook(sample(file).to_string()).await;
+    eventually(
+        "the refused delivery dead",
+        Duration::from_secs(20),
+        || async { deliveries(&app.db()).iter().any(|d| d.state == "dead") },
+    )
+    .await;
+    let dead = deliveries(&app.db())
+        .into_iter()
+        .find(|d| d.state == "dead")
+        .unwrap();
+    assert_dead_with(app, &dead, words);
+    dead
+}
+
 // --- Slack -------------------------------------------------------------------------------
 
 fn slack(mock: &MockServer) -> TestConfig {
@@ -552,28 +583,10 @@ async fn slack_waits_out_a_429_and_dead_letters_invalid_blocks() {
     ]);
     answer(&mock, "POST", "^/services/", seq.clone()).await;
     let app = TestApp::spawn(slack(&mock)).await;
-    app.post_hook(sample("chat.json").to_string()).await;
-    let done = all_in(&app, 1, "done").await.remove(0);
-    assert_eq!(done.attempts, 2);
-    let times = seq.times();
-    assert!(
-        times[1] - times[0] >= Duration::from_secs(1),
-        "Retry-After not honoured"
-    );
+    waits_out_the_first_answer(&app, &seq, "Retry-After").await;
 
-    app.post_hook(sample("missed.json").to_string()).await;
-    eventually(
-        "the refused message dead",
-        Duration::from_secs(20),
-        || async { deliveries(&app.db()).iter().any(|d| d.state == "dead") },
-    )
-    .await;
-    let dead = deliveries(&app.db())
-        .into_iter()
-        .find(|d| d.state == "dead")
-        .unwrap();
+    let dead = dead_with(&app, "missed.json", "invalid_blocks").await;
     assert_eq!(dead.attempts, 1);
-    assert_dead_with(&app, &dead, "invalid_blocks");
 }
 
 // --- Teams -------------------------------------------------------------------------------
@@ -621,24 +634,8 @@ async fn teams_waits_out_a_429_and_dead_letters_a_refused_card() {
     ]);
     answer(&mock, "POST", "^/workflows/", seq.clone()).await;
     let app = TestApp::spawn(teams(&mock)).await;
-    app.post_hook(sample("chat.json").to_string()).await;
-    let done = all_in(&app, 1, "done").await.remove(0);
-    assert_eq!(done.attempts, 2);
-    let times = seq.times();
-    assert!(
-        times[1] - times[0] >= Duration::from_secs(1),
-        "Retry-After not honoured"
-    );
-    app.post_hook(sample("offline.json").to_string()).await;
-    eventually("the refused card dead", Duration::from_secs(20), || async {
-        deliveries(&app.db()).iter().any(|d| d.state == "dead")
-    })
-    .await;
-    let dead = deliveries(&app.db())
-        .into_iter()
-        .find(|d| d.state == "dead")
-        .unwrap();
-    assert_dead_with(&app, &dead, "could not be deserialized");
+    waits_out_the_first_answer(&app, &seq, "Retry-After").await;
+    dead_with(&app, "offline.json", "could not be deserialized").await;
 }
 
 // --- Freshdesk ---------------------------------------------------------------------------
@@ -726,27 +723,14 @@ async fn freshdesk_waits_out_a_429_and_dead_letters_validation_errors_with_its_w
     ]);
     answer(&mock, "POST", "^/api/v2/tickets$", seq.clone()).await;
     let app = TestApp::spawn(freshdesk(&mock)).await;
-    app.post_hook(sample("chat.json").to_string()).await;
-    let done = all_in(&app, 1, "done").await.remove(0);
-    assert_eq!(done.attempts, 2);
-    let times = seq.times();
-    assert!(
-        times[1] - times[0] >= Duration::from_secs(1),
-        "Retry-After not honoured"
-    );
-    app.post_hook(sample("missed.json").to_string()).await;
-    eventually(
-        "the refused ticket dead",
-        Duration::from_secs(20),
-        || async { deliveries(&app.db()).iter().any(|d| d.state == "dead") },
+    waits_out_the_first_answer(&app, &seq, "Retry-After").await;
+    let dead = dead_with(
+        &app,
+        "missed.json",
+        "There is no group matching the given group_id",
     )
     .await;
-    let dead = deliveries(&app.db())
-        .into_iter()
-        .find(|d| d.state == "dead")
-        .unwrap();
     assert_eq!(dead.attempts, 1);
-    assert_dead_with(&app, &dead, "There is no group matching the given group_id");
 }
 
 fn base64(text: &str) -> String {
@@ -886,29 +870,18 @@ async fn pipedrive_resumes_at_the_lead_after_a_429_and_reports_its_error() {
     ]);
     let mock = pipedrive_mock(lead.clone()).await;
     let app = TestApp::spawn(pipedrive(&mock)).await;
-    app.post_hook(sample("chat.json").to_string()).await;
-    let done = all_in(&app, 1, "done").await.remove(0);
-    assert_eq!(done.attempts, 2);
-    let times = lead.times();
-    assert!(
-        times[1] - times[0] >= Duration::from_secs(1),
-        "Retry-After not honoured"
-    );
+    waits_out_the_first_answer(&app, &lead, "Retry-After").await;
     assert_eq!(
         received(&mock, "POST", "/api/v2/persons").await.len(),
         1,
         "the person created before the 429 is not created again"
     );
-    app.post_hook(sample("missed.json").to_string()).await;
-    eventually("the refused lead dead", Duration::from_secs(20), || async {
-        deliveries(&app.db()).iter().any(|d| d.state == "dead")
-    })
+    dead_with(
+        &app,
+        "missed.json",
+        "The owner_id is not a user of this company",
+    )
     .await;
-    let dead = deliveries(&app.db())
-        .into_iter()
-        .find(|d| d.state == "dead")
-        .unwrap();
-    assert_dead_with(&app, &dead, "The owner_id is not a user of this company");
 }
 
 // --- Help Scout --------------------------------------------------------------------------
@@ -1037,26 +1010,8 @@ async fn help_scout_honours_its_retry_header_and_dead_letters_validation_errors(
     ]);
     let mock = helpscout_mock(seq.clone()).await;
     let app = TestApp::spawn(helpscout(&mock)).await;
-    app.post_hook(sample("chat.json").to_string()).await;
-    let done = all_in(&app, 1, "done").await.remove(0);
-    assert_eq!(done.attempts, 2);
-    let times = seq.times();
-    assert!(
-        times[1] - times[0] >= Duration::from_secs(1),
-        "X-RateLimit-Retry-After not honoured"
-    );
-    app.post_hook(sample("missed.json").to_string()).await;
-    eventually(
-        "the refused conversation dead",
-        Duration::from_secs(20),
-        || async { deliveries(&app.db()).iter().any(|d| d.state == "dead") },
-    )
-    .await;
-    let dead = deliveries(&app.db())
-        .into_iter()
-        .find(|d| d.state == "dead")
-        .unwrap();
-    assert_dead_with(&app, &dead, "Mailbox not found");
+    waits_out_the_first_answer(&app, &seq, "X-RateLimit-Retry-After").await;
+    dead_with(&app, "missed.json", "Mailbox not found").await;
 }
 
 #[tokio::test]

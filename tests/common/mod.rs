@@ -121,6 +121,37 @@ impl TestConfig {
     }
 }
 
+/// The first of `candidates` (after the path in environment variable `env`, when set) that
+/// runs `import {module}`. Under CI none is a failure, naming `needs`; elsewhere the caller
+/// skips, and `needs` is printed.
+pub fn python_with(
+    env: &str,
+    candidates: &[PathBuf],
+    module: &str,
+    needs: &str,
+) -> Option<PathBuf> {
+    let candidates = std::env::var_os(env)
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(candidates.iter().cloned());
+    for candidate in candidates {
+        let works = std::process::Command::new(&candidate)
+            .args(["-c", &format!("import {module}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if works {
+            return Some(candidate);
+        }
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("CI must provide {needs}");
+    }
+    eprintln!("skipped: this test needs {needs}");
+    None
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

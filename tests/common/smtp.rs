@@ -15,26 +15,12 @@ pub const PASSWORD: &str = "smtp-secret-password";
 /// `/usr/bin/python3`, which has the `python3-aiosmtpd` package). Under CI its absence fails
 /// the test; elsewhere the caller skips.
 pub fn python() -> Option<PathBuf> {
-    let candidates = std::env::var_os("DESKBRIDGE_TEST_PYTHON")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain([PathBuf::from("python3"), PathBuf::from("/usr/bin/python3")]);
-    for candidate in candidates {
-        let works = Command::new(&candidate)
-            .args(["-c", "import aiosmtpd"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if works {
-            return Some(candidate);
-        }
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("CI must provide python3 with aiosmtpd (Debian: python3-aiosmtpd)");
-    }
-    eprintln!("skipped: the email tests need python3 with aiosmtpd (Debian: apt install python3-aiosmtpd)");
-    None
+    super::python_with(
+        "DESKBRIDGE_TEST_PYTHON",
+        &[PathBuf::from("python3"), PathBuf::from("/usr/bin/python3")],
+        "aiosmtpd",
+        "python3 with aiosmtpd (Debian: apt install python3-aiosmtpd)",
+    )
 }
 
 /// A port nobody listens on right now.
