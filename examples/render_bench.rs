@@ -18,7 +18,10 @@ fn main() -> anyhow::Result<()> {
         version: 1,
         received_at: 0,
     };
-    let rounds = 20;
+    let rounds: u32 = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(20);
     let mut bytes = 0;
     let started = Instant::now();
     for _ in 0..rounds {
@@ -27,8 +30,8 @@ fn main() -> anyhow::Result<()> {
     }
     let each = started.elapsed() / rounds;
     println!(
-        "render of {template} for {file}: {:.1} ms per conversation ({bytes} bytes out)",
-        each.as_secs_f64() * 1000.0
+        "render of {template} for {file}: {:.1} µs per conversation ({bytes} bytes out)",
+        each.as_secs_f64() * 1e6
     );
     Ok(())
 }

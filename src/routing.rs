@@ -44,11 +44,13 @@ impl Router {
                 Ok(true) => out.push(Routed {
                     destination: name.clone(),
                     error: None,
+                    lease_until: None,
                 }),
                 Ok(false) => {}
                 Err(error) => out.push(Routed {
                     destination: name.clone(),
                     error: Some(error),
+                    lease_until: None,
                 }),
             }
         }

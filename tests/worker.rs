@@ -1,7 +1,8 @@
 //! The worker's decisions end to end: refusals of single conversations never pause a
 //! destination, a deferred probe does not stall its lane, an absurd `Retry-After` is clamped
-//! instead of stopping the attempt, shutdown hands back what was claimed but not started, and
-//! only the latest claim on a delivery may record its outcome (both backends).
+//! instead of stopping the attempt, shutdown hands back what was claimed but not started (from
+//! the store or handed over by the receiver), a paused lane is handed nothing, and only the
+//! latest claim on a delivery may record its outcome (both backends).
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
@@ -230,6 +231,88 @@ async fn shutdown_releases_deliveries_claimed_but_not_started() {
     );
 }
 
+/// The delivery of conversation `id` (one destination): its claims and whether it is leased.
+fn claim_state(db: &Db, id: i64) -> (i64, i64) {
+    let of = format!("FROM deliveries d JOIN conversations c ON c.id = d.conversation_id WHERE c.key = '208-{id}'");
+    (
+        count(db, &format!("SELECT d.claims {of}")),
+        count(
+            db,
+            &format!("SELECT COUNT(*) {of} AND d.lease_until IS NOT NULL"),
+        ),
+    )
+}
+
+#[tokio::test]
+async fn a_lane_with_room_is_handed_new_deliveries_and_a_paused_one_none() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(401).set_delay(Duration::from_millis(300)))
+        .mount(&mock)
+        .await;
+    let app = TestApp::spawn(webhook(&mock, ONE_AT_A_TIME_PAUSED_AFTER_TWO)).await;
+    let db = app.db();
+    assert_eq!(
+        app.post_hook(conversation(1).to_string()).await.status(),
+        200
+    );
+    if matches!(db, Db::Sqlite(_)) {
+        // Committed claimed for the lane, which attempts it without a claim of its own: the
+        // 200 came after that commit, and the attempt takes 300 ms.
+        assert_eq!(claim_state(&db, 1), (1, 1), "{:?}", deliveries(&db));
+    }
+    assert_eq!(
+        app.post_hook(conversation(2).to_string()).await.status(),
+        200
+    );
+    common::paused(&app, "archive").await;
+    // Paused: a new conversation waits in the store, unclaimed, and nothing more is sent.
+    assert_eq!(
+        app.post_hook(conversation(3).to_string()).await.status(),
+        200
+    );
+    assert_eq!(claim_state(&db, 3), (0, 0), "{:?}", deliveries(&db));
+    assert_eq!(mock.received_requests().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn shutdown_gives_back_deliveries_handed_over_but_not_started() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(1500)))
+        .mount(&mock)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = webhook(&mock, "    concurrency: 1\n");
+    config.log = "  level: \"info\"\n  format: \"json\"\n".into();
+    let app = TestApp::spawn_in(dir, &config).await;
+    // One attempted, one handed over waiting for the lane's only slot, one left in the store
+    // (the lane had no more room).
+    for id in 1..=3 {
+        assert_eq!(
+            app.post_hook(conversation(id).to_string()).await.status(),
+            200
+        );
+    }
+    requests_at(&mock, 1).await;
+    let db = app.db();
+    let _dir = app.stop().await;
+    assert_eq!(
+        mock.received_requests().await.unwrap().len(),
+        1,
+        "nothing waiting was started after the stop"
+    );
+    let rows = deliveries(&db);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM deliveries WHERE state = 'pending' AND lease_until IS NULL AND attempts = 0"
+        ),
+        2,
+        "the waiting deliveries are due again at once: {rows:?}"
+    );
+}
+
 /// A new store (SQLite, or PostgreSQL under `DESKBRIDGE_TEST_BACKEND=postgres`) with one
 /// delivery to `archive`.
 async fn store_with_one_delivery() -> (Store, Db, tempfile::TempDir) {
@@ -257,6 +340,7 @@ async fn store_with_one_delivery() -> (Store, Db, tempfile::TempDir) {
             destinations: vec![deskbridge::store::Routed {
                 destination: "archive".into(),
                 error: None,
+                lease_until: None,
             }],
         })
         .await

@@ -189,6 +189,7 @@ pub async fn commit_assembled(
     if let Ingested::Accepted {
         version,
         deliveries,
+        ..
     } = ingested
     {
         if let (Some(tracer), Some(started)) = (&state.tracer, started) {

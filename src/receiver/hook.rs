@@ -2,7 +2,7 @@
 
 use super::{ReceiveError, ReceiverState};
 use crate::metrics::HookOutcome;
-use crate::smartsupp::Identity;
+use crate::smartsupp::{Identity, Stored};
 use crate::store::{now_ms, Ingested, NewConversation};
 use crate::telemetry::spans::HookTrace;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -69,7 +69,12 @@ async fn accept(
     let digest: [u8; 32] = Sha256::digest(&body).into();
     trace.identified(&identity.key, &digest);
     let received_at = now_ms();
-    let destinations = live.route(&body, &identity.key, received_at)?;
+    let mut destinations = live.route(&body, &identity.key, received_at)?;
+    // Room in the lanes, reserved before the commit: those deliveries are committed claimed
+    // and handed straight to their lane, without a claim from the store.
+    let reserved = live.wakers.reserve(&mut destinations, received_at);
+    let routed = destinations.clone();
+    let raw = body.clone();
     let conversation = NewConversation {
         key: identity.key,
         digest,
@@ -85,18 +90,13 @@ async fn accept(
     };
     let key = conversation.key.clone();
     let client = conversation.client_ip.clone().unwrap_or_default();
-    let wake: Vec<String> = conversation
-        .destinations
-        .iter()
-        .filter(|r| r.error.is_none())
-        .map(|r| r.destination.clone())
-        .collect();
     trace.commit_started();
     let ingested = state.store.ingest(conversation).await;
     trace.committed(match &ingested {
         Ok(Ingested::Accepted {
             version,
             deliveries,
+            ..
         }) => Ok(Some((*version, *deliveries))),
         Ok(Ingested::Duplicate) => Ok(None),
         Err(_) => Err("the store could not commit"),
@@ -106,10 +106,15 @@ async fn accept(
         Ingested::Accepted {
             version,
             deliveries,
+            leased,
         } => {
-            for destination in &wake {
-                live.wakers.wake(destination);
-            }
+            let stored = Stored {
+                key,
+                version,
+                received_at,
+            };
+            reserved.hand_over(&leased, &routed, &stored, &raw);
+            let key = stored.key;
             tracing::debug!(conversation = %key, version, deliveries, client = %client, "hook accepted");
             let body = serde_json::json!({
                 "status": "accepted",

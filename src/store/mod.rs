@@ -107,10 +107,14 @@ pub struct Routed {
     /// Why routing failed (the `when` expression's error); the delivery is then dead and
     /// can be replayed once the expression is fixed.
     pub error: Option<String>,
+    /// Claimed for this instance's lane until this epoch ms, in the same commit, when the
+    /// lane has room to attempt it at once ([`Ingested::Accepted::leased`]); honoured for a
+    /// conversation's first version by a store that hands deliveries over (SQLite).
+    pub lease_until: Option<i64>,
 }
 
 /// What committing a conversation did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ingested {
     /// A new conversation or a new version of one, with its deliveries.
     Accepted {
@@ -118,6 +122,10 @@ pub enum Ingested {
         version: i64,
         /// Deliveries created.
         deliveries: usize,
+        /// The deliveries committed already claimed (see [`Routed::lease_until`]): the index
+        /// of each in the conversation's destinations, and its id. Claimed once; the caller
+        /// hands each to its lane.
+        leased: Vec<(usize, i64)>,
     },
     /// The identical body was stored before; nothing was written.
     Duplicate,

@@ -6,15 +6,15 @@
 use super::alerts::Alerts;
 use super::attempt::{attempt, record};
 use super::breaker::{Admit, Breaker, State};
-use super::LaneSettings;
+use super::{Door, LaneSettings};
 use crate::destinations::pacing::Pacer;
 use crate::destinations::{Destination, Progress};
 use crate::metrics::Metrics;
-use crate::store::{now_ms, Store};
+use crate::store::{now_ms, Claimed, Next, Store};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
 
 /// Longest sleep without a look at the store (another instance may have added work).
 const IDLE_POLL: Duration = Duration::from_secs(1);
@@ -31,7 +31,8 @@ pub struct Lane {
     pub store: Store,
     pub settings: LaneSettings,
     pub metrics: Arc<Metrics>,
-    pub wake: Arc<Notify>,
+    /// Where receivers wake this lane and hand it deliveries.
+    pub door: Arc<Door>,
     pub pacer: Option<Pacer>,
     pub breaker: Mutex<Breaker>,
     pub alerts: Option<Alerts>,
@@ -47,13 +48,27 @@ pub struct Lane {
 type InFlight = Mutex<HashMap<i64, i64>>;
 
 impl Lane {
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    /// Runs the lane until `stop`; deliveries handed over by receivers arrive on `handed`.
+    pub async fn run(
+        self,
+        handed: Option<mpsc::Receiver<Claimed>>,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let lane = Arc::new(self);
         let workers = lane.settings.workers;
         let slots = Arc::new(Semaphore::new(workers));
         let tasks = Arc::new(Semaphore::new(workers * TASKS_PER_SLOT));
         let in_flight: Arc<InFlight> = Arc::default();
         let name = lane.destination.name().to_string();
+        let taking = handed.map(|handed| {
+            tokio::spawn(lane.clone().take_handed(
+                handed,
+                slots.clone(),
+                tasks.clone(),
+                in_flight.clone(),
+                stop.clone(),
+            ))
+        });
         while !*stop.borrow() {
             let free = slots.available_permits();
             if free == 0 {
@@ -86,7 +101,7 @@ impl Lane {
                 Ok(batch) => batch,
                 Err(e) => {
                     tracing::warn!(destination = %name, error = %e, "cannot claim deliveries");
-                    sleep_or_stop(STORE_RETRY, &lane.wake, &mut stop).await;
+                    sleep_or_stop(STORE_RETRY, &lane.door.wake, &mut stop).await;
                     continue;
                 }
             };
@@ -96,7 +111,7 @@ impl Lane {
                     .map(|due| Duration::from_millis((due - now_ms()).max(0) as u64))
                     .unwrap_or(IDLE_POLL)
                     .clamp(MIN_SLEEP, IDLE_POLL);
-                sleep_or_stop(wait, &lane.wake, &mut stop).await;
+                sleep_or_stop(wait, &lane.door.wake, &mut stop).await;
                 continue;
             }
             let probe = admit == Admit::Probe;
@@ -126,63 +141,125 @@ impl Lane {
                     lane.release(ids).await;
                     break;
                 };
-                lock(&in_flight).insert(claimed.id, claimed.held());
-                let lane = lane.clone();
-                let in_flight = in_flight.clone();
-                tokio::spawn(async move {
-                    let id = claimed.id;
-                    let mut span = crate::telemetry::spans::attempt_span(
-                        lane.tracer.as_ref(),
-                        &claimed,
-                        lane.destination.name(),
-                    );
-                    let progress = Progress::kept(lane.store.clone(), id, claimed.held());
-                    let finished = span
-                        .within(attempt(
-                            lane.destination.as_ref(),
-                            &claimed,
-                            &lane.settings.schedule,
-                            progress,
-                        ))
-                        .await;
-                    span.set("deskbridge.outcome", finished.decision.outcome.label());
-                    if let Some(status) = finished.record.status {
-                        span.set("http.response.status_code", status);
-                    }
-                    if let Some(error) = &finished.record.error {
-                        span.fail(crate::telemetry::spans::reason(error));
-                    }
-                    // The breaker hears the outcome before the slot is free again, so a
-                    // delivery claimed ahead sees a pause at once.
-                    let changed = lock(&lane.breaker).record(
-                        finished.decision.health,
-                        probe,
-                        tokio::time::Instant::now(),
-                        finished.record.error.as_deref(),
-                    );
-                    if let Some(state) = changed {
-                        lane.announce(state);
-                    }
-                    drop(slot);
-                    lane.metrics.attempt(
-                        lane.destination.name(),
-                        finished.decision.outcome,
-                        finished.elapsed.as_secs_f64(),
-                    );
-                    let held = lock(&in_flight).get(&id).copied().unwrap_or(claimed.held());
-                    let recording =
-                        span.child("store.record", crate::telemetry::trace::Kind::Internal);
-                    record(&lane.store, id, held, finished).await;
-                    drop(recording);
-                    drop(span);
-                    lock(&in_flight).remove(&id);
-                    drop(task);
-                    lane.wake.notify_one();
-                });
+                lane.start(claimed, task, slot, probe, &in_flight);
+            }
+        }
+        if let Some(taking) = taking {
+            if let Err(e) = taking.await {
+                tracing::error!(error = %e, "a lane's hand-over task ended abnormally");
             }
         }
         lane.drain(&tasks, workers * TASKS_PER_SLOT, &in_flight)
             .await;
+    }
+
+    /// Starts deliveries as receivers hand them over, committed claimed, within the same
+    /// slots as the claimed ones; gives back those it cannot start (paused, stopping).
+    async fn take_handed(
+        self: Arc<Self>,
+        mut handed: mpsc::Receiver<Claimed>,
+        slots: Arc<Semaphore>,
+        tasks: Arc<Semaphore>,
+        in_flight: Arc<InFlight>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        while !*stop.borrow() {
+            let claimed = tokio::select! {
+                claimed = handed.recv() => claimed,
+                _ = stop.changed() => None,
+            };
+            let Some(claimed) = claimed else { break };
+            let permits = tokio::select! {
+                biased;
+                _ = stop.changed() => None,
+                permits = self.permits(&tasks, &slots) => permits,
+            };
+            let paused = lock(&self.breaker).state() == State::Open;
+            match (permits, paused || *stop.borrow()) {
+                (Some((task, slot)), false) => self.start(claimed, task, slot, false, &in_flight),
+                _ => self.release(vec![claimed.id]).await,
+            }
+        }
+        // Receivers that reserved room already still hand over: those give back too.
+        self.door.stop_hand_overs();
+        handed.close();
+        let mut left = Vec::new();
+        while let Some(claimed) = handed.recv().await {
+            left.push(claimed.id);
+        }
+        if !left.is_empty() {
+            self.release(left).await;
+        }
+    }
+
+    /// Attempts `claimed` in a task of its own holding `task` and `slot`, and records the
+    /// outcome under the latest claim on it.
+    fn start(
+        self: &Arc<Self>,
+        claimed: Claimed,
+        task: OwnedSemaphorePermit,
+        slot: OwnedSemaphorePermit,
+        probe: bool,
+        in_flight: &Arc<InFlight>,
+    ) {
+        lock(in_flight).insert(claimed.id, claimed.held());
+        let lane = self.clone();
+        let in_flight = in_flight.clone();
+        tokio::spawn(async move {
+            let id = claimed.id;
+            let mut span = crate::telemetry::spans::attempt_span(
+                lane.tracer.as_ref(),
+                &claimed,
+                lane.destination.name(),
+            );
+            let progress = Progress::kept(lane.store.clone(), id, claimed.held());
+            let finished = span
+                .within(attempt(
+                    lane.destination.as_ref(),
+                    &claimed,
+                    &lane.settings.schedule,
+                    progress,
+                ))
+                .await;
+            span.set("deskbridge.outcome", finished.decision.outcome.label());
+            if let Some(status) = finished.record.status {
+                span.set("http.response.status_code", status);
+            }
+            if let Some(error) = &finished.record.error {
+                span.fail(crate::telemetry::spans::reason(error));
+            }
+            // The breaker hears the outcome before the slot is free again, so a
+            // delivery claimed ahead sees a pause at once.
+            let changed = lock(&lane.breaker).record(
+                finished.decision.health,
+                probe,
+                tokio::time::Instant::now(),
+                finished.record.error.as_deref(),
+            );
+            if let Some(state) = changed {
+                lane.announce(state);
+            }
+            drop(slot);
+            let delivered = finished.decision.next == Next::Done;
+            lane.metrics.attempt(
+                lane.destination.name(),
+                finished.decision.outcome,
+                finished.elapsed.as_secs_f64(),
+            );
+            let held = lock(&in_flight).get(&id).copied().unwrap_or(claimed.held());
+            let recording = span.child("store.record", crate::telemetry::trace::Kind::Internal);
+            record(&lane.store, id, held, finished).await;
+            drop(recording);
+            drop(span);
+            lock(&in_flight).remove(&id);
+            drop(task);
+            // A retry may be due before the claim loop's next look at the store; a delivered
+            // one leaves nothing new there (a later version it held back is due already, and
+            // the loop looks again within MIN_SLEEP).
+            if !delivered {
+                lane.door.wake.notify_one();
+            }
+        });
     }
 
     /// A task and a delivery slot, or `None` when the semaphores are closed.
@@ -209,6 +286,8 @@ impl Lane {
     /// Logs a breaker transition, exports it and posts it to the alert webhook.
     fn announce(&self, state: State) {
         let name = self.destination.name();
+        // A paused destination takes no hand-overs: its deliveries wait in the store.
+        self.door.set_open(state == State::Closed);
         let (failures, reason, probe_at) = {
             let breaker = lock(&self.breaker);
             (

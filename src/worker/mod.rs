@@ -13,38 +13,154 @@ mod lane;
 use crate::config::DeliverySettings;
 use crate::destinations::Destination;
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::smartsupp::Stored;
+use crate::store::{Claimed, Routed, Store};
+use bytes::Bytes;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
-/// Wakes a destination's lane when new deliveries are committed for it.
+/// Each destination's lane as the receivers see it ([`Door`]).
 #[derive(Clone, Default)]
-pub struct Wakers(Arc<HashMap<String, Arc<Notify>>>);
+pub struct Wakers(Arc<HashMap<String, Arc<Door>>>);
+
+/// How receivers reach a destination's lane: a wake-up when deliveries are committed for it,
+/// and, while the lane has room and is not paused, a hand-over of deliveries committed already
+/// claimed, so that they need no claim from the store.
+#[derive(Default)]
+pub struct Door {
+    wake: Notify,
+    hand_over: std::sync::Mutex<Option<HandOver>>,
+    /// The lane is delivering (its breaker closed).
+    open: AtomicBool,
+}
+
+/// The lane's end of a hand-over: where claimed deliveries go, and how long a claim holds.
+struct HandOver {
+    to: mpsc::Sender<Claimed>,
+    lease: Duration,
+}
+
+impl Door {
+    /// Starts taking deliveries committed claimed for `lease`, up to `room` waiting at once.
+    fn take_hand_overs(&self, lease: Duration, room: usize) -> mpsc::Receiver<Claimed> {
+        let (to, from) = mpsc::channel(room.max(1));
+        *lock(&self.hand_over) = Some(HandOver { to, lease });
+        self.open.store(true, Ordering::Relaxed);
+        from
+    }
+
+    /// Takes no more hand-overs (deliveries reserved already still arrive).
+    fn stop_hand_overs(&self) {
+        lock(&self.hand_over).take();
+    }
+
+    /// Whether receivers may hand deliveries over (the breaker is closed).
+    fn set_open(&self, open: bool) {
+        self.open.store(open, Ordering::Relaxed);
+    }
+
+    /// Room for one delivery, and the end of its lease; `None` when the lane is full, paused,
+    /// or takes no hand-overs.
+    fn reserve(&self, now: i64) -> Option<(mpsc::OwnedPermit<Claimed>, i64)> {
+        if !self.open.load(Ordering::Relaxed) {
+            return None;
+        }
+        let (to, lease) = {
+            let hand_over = lock(&self.hand_over);
+            let h = hand_over.as_ref()?;
+            (h.to.clone(), h.lease)
+        };
+        let permit = to.try_reserve_owned().ok()?;
+        Some((
+            permit,
+            now + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2),
+        ))
+    }
+}
+
+/// Lanes' room reserved for one conversation's deliveries before its commit: each routed
+/// delivery's lane, and the room reserved in it, if any.
+pub struct Reserved(Vec<(Arc<Door>, Option<mpsc::OwnedPermit<Claimed>>)>);
 
 impl Wakers {
-    /// One waker per destination name.
+    /// One door per destination name.
     pub fn new<'a>(names: impl IntoIterator<Item = &'a String>) -> Self {
         Self(Arc::new(
             names
                 .into_iter()
-                .map(|n| (n.clone(), Arc::new(Notify::new())))
+                .map(|n| (n.clone(), Arc::default()))
                 .collect(),
         ))
     }
 
     /// Wakes the lane of `destination`, if it has one.
     pub fn wake(&self, destination: &str) {
-        if let Some(n) = self.0.get(destination) {
-            n.notify_one();
+        if let Some(door) = self.0.get(destination) {
+            door.wake.notify_one();
         }
     }
 
-    fn get(&self, destination: &str) -> Arc<Notify> {
+    /// Reserves room in the lanes of `routed` (all but those dead from the start) and marks
+    /// each delivery that got room to be committed claimed until its lease ends.
+    pub fn reserve(&self, routed: &mut [Routed], now: i64) -> Reserved {
+        let mut reserved = Vec::with_capacity(routed.len());
+        for r in routed.iter_mut() {
+            let door = match (&r.error, self.0.get(&r.destination)) {
+                (None, Some(door)) => door.clone(),
+                _ => Arc::default(),
+            };
+            let room = door.reserve(now).map(|(permit, lease_until)| {
+                r.lease_until = Some(lease_until);
+                permit
+            });
+            reserved.push((door, room));
+        }
+        Reserved(reserved)
+    }
+
+    fn get(&self, destination: &str) -> Arc<Door> {
         self.0.get(destination).cloned().unwrap_or_default()
     }
+}
+
+impl Reserved {
+    /// After the commit: hands each delivery committed claimed (`leased`, as
+    /// [`crate::store::Ingested::Accepted`] lists them) to its lane, and wakes the lanes of
+    /// the others, which claim them from the store.
+    pub fn hand_over(
+        self,
+        leased: &[(usize, i64)],
+        routed: &[Routed],
+        conversation: &Stored,
+        raw: &Bytes,
+    ) {
+        for (i, (door, room)) in self.0.into_iter().enumerate() {
+            let id = leased.iter().find(|(at, _)| *at == i).map(|(_, id)| *id);
+            match (room, id, routed.get(i)) {
+                (Some(room), Some(id), Some(r)) => {
+                    room.send(Claimed {
+                        id,
+                        destination: r.destination.clone(),
+                        attempts: 0,
+                        claims: 0,
+                        conversation: conversation.clone(),
+                        raw: raw.clone(),
+                        result: None,
+                        previous: None,
+                    });
+                }
+                _ => door.wake.notify_one(),
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What every lane needs to know.
@@ -105,9 +221,15 @@ impl Worker {
                 // A new lane starts with a closed breaker (after a reload, say); the lane it
                 // replaces may still finish attempts, but no longer changes the health shown.
                 let generation = metrics.lane_started(destination.name());
+                let door = wakers.get(destination.name());
+                // A paced lane starts its attempts when the pace allows, maybe long after a
+                // commit: it claims from the store when it is ready instead.
+                let handed = rate
+                    .is_none()
+                    .then(|| door.take_hand_overs(settings.lease, settings.workers));
                 let lane = lane::Lane {
                     generation,
-                    wake: wakers.get(destination.name()),
+                    door,
                     destination,
                     store: store.clone(),
                     settings,
@@ -117,7 +239,7 @@ impl Worker {
                     alerts: alerts.clone(),
                     tracer: tracer.clone(),
                 };
-                tokio::spawn(lane.run(stopped.clone()))
+                tokio::spawn(lane.run(handed, stopped.clone()))
             })
             .collect();
         Self { stop, lanes }

@@ -183,9 +183,11 @@ impl PgStore {
                 .await
                 .map_err(|_| unavailable("the store writer stopped before answering"))??;
             if let Some(version) = version {
+                // Deliveries are claimed through the queue, where every instance sees them.
                 return Ok(Ingested::Accepted {
                     version,
                     deliveries,
+                    leased: Vec::new(),
                 });
             }
             let client = self.client().await?;

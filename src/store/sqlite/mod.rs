@@ -465,28 +465,40 @@ fn ingest_rows(conn: &Connection, c: &NewConversation) -> rusqlite::Result<Inges
         c.ended_at
     ])?;
     let conversation = conn.last_insert_rowid();
+    // A first version's delivery may be committed claimed (claim number 1, due again when the
+    // lease runs out) for the lane that attempts it at once; later versions wait in the queue
+    // for the earlier ones and read what those recorded.
     let mut insert = conn.prepare_cached(
-        "INSERT INTO deliveries (conversation_id, destination, state, next_attempt_at, last_error, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?4, ?4)",
+        "INSERT INTO deliveries (conversation_id, destination, state, next_attempt_at, last_error,
+                                 created_at, updated_at, claims, lease_until)
+         VALUES (?1, ?2, ?3, COALESCE(?6, ?4), ?5, ?4, ?4, ?6 IS NOT NULL, ?6)",
     )?;
-    for routed in &c.destinations {
+    let mut leased = Vec::new();
+    for (i, routed) in c.destinations.iter().enumerate() {
         let state = if routed.error.is_some() {
             DeliveryState::Dead
         } else {
             DeliveryState::Pending
-        }
-        .as_str();
+        };
+        let lease = routed
+            .lease_until
+            .filter(|_| version == 1 && state == DeliveryState::Pending);
         insert.execute(params![
             conversation,
             routed.destination,
-            state,
+            state.as_str(),
             c.received_at,
-            routed.error
+            routed.error,
+            lease
         ])?;
+        if lease.is_some() {
+            leased.push((i, conn.last_insert_rowid()));
+        }
     }
     Ok(Ingested::Accepted {
         version,
         deliveries: c.destinations.len(),
+        leased,
     })
 }
 
@@ -509,7 +521,9 @@ fn claim(
            AND NOT EXISTS (SELECT 1 FROM deliveries e JOIN conversations ec ON ec.id = e.conversation_id
                            WHERE ec.key = c.key AND ec.version < c.version
                              AND e.destination = d.destination AND e.state = 'pending')
-         ORDER BY d.next_attempt_at LIMIT ?3",
+         -- `?3 + 0`, not `?3`: SQLite plans with a bare bound LIMIT's value and prepares the
+         -- statement again whenever it changes, and the claim's limit changes all the time
+         ORDER BY d.next_attempt_at LIMIT ?3 + 0",
     )?;
     let deliveries = select
         .query_map(params![destination, now, limit as i64], |r| {
