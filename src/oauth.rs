@@ -459,7 +459,7 @@ fn usable(row: &OAuthRow, stale: Option<&str>) -> Option<Cached> {
 /// Identifies a configured refresh token without keeping it.
 fn seed_digest(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    crate::text::hex(&digest[..16])
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Text helpers shared by templates, the dashboard and the command line: times in a zone,
-//! compact durations, and cutting text to a length.
+//! compact durations, cutting text to a length, and hex digits of bytes.
 
 use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, Utc};
@@ -48,9 +48,26 @@ pub fn truncate(text: &str, limit: usize, suffix: &str) -> String {
     out
 }
 
+/// Lowercase hex digits of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_two_lowercase_digits_per_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xab, 0xff]), "000fabff");
+        assert_eq!(hex(&[]), "");
+    }
 
     #[test]
     fn durations_read_well() {

@@ -397,8 +397,7 @@ pub fn idempotency_key(conversation: &Stored, destination: &str) -> String {
     h.update([0]);
     h.update(destination.as_bytes());
     let digest = h.finalize();
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("msg_{hex}")
+    format!("msg_{}", crate::text::hex(&digest[..16]))
 }
 
 /// Everything destinations share: templates and the outbound HTTP client.

@@ -34,14 +34,7 @@ impl SpanContext {
     }
 }
 
-/// Lowercase hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
+pub use crate::text::hex;
 
 /// The trace of a conversation version and the span id of its arrival, derived from the
 /// conversation key and the SHA-256 of its body.

@@ -87,8 +87,11 @@ pub async fn attempt(
     let mut record = AttemptRecord {
         started_at,
         duration_ms: i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX),
-        // What this attempt sent, exactly, for the admin while the delivery is not done.
-        request: sent_text(&sent),
+        // What this attempt sent, exactly, for the admin while the delivery is not done (a
+        // delivered one keeps none).
+        request: (decision.next != Next::Done)
+            .then(|| sent_text(&sent))
+            .flatten(),
         ..AttemptRecord::default()
     };
     let result = match outcome {

@@ -164,8 +164,7 @@ pub fn message_id(key: &str, version: i64, domain: &str) -> String {
         key.to_string()
     } else {
         let digest = Sha256::digest(key.as_bytes());
-        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-        format!("h{hex}")
+        format!("h{}", crate::text::hex(&digest[..16]))
     };
     format!("<{left}-v{version}@{domain}>")
 }

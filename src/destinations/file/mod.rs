@@ -69,10 +69,7 @@ pub fn file_name(key: &str, version: i64, destination: &str) -> String {
         .take(budget.saturating_sub(HASH_HEX + 1))
         .collect();
     let digest = Sha256::digest(key.as_bytes());
-    let hash: String = digest[..HASH_HEX / 2]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = crate::text::hex(&digest[..HASH_HEX / 2]);
     format!("{readable}~{hash}{tail}")
 }
 

@@ -26,11 +26,7 @@ pub fn verify(secrets: &[Secret], body: &[u8], header: Option<&str>) -> bool {
 pub fn sign(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
     mac.update(body);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::text::hex(&mac.finalize().into_bytes())
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {

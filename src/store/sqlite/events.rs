@@ -10,14 +10,11 @@ use rusqlite::{params, Connection, OptionalExtension};
 impl SqliteStore {
     pub async fn ingest_event(&self, e: NewEvent) -> Result<EventIngested, StoreError> {
         self.run(move |conn| {
-            conn.execute_batch("SAVEPOINT event").map_err(unavailable)?;
-            let result = ingest_event(conn, &e);
-            let end = match result {
-                Ok(_) => "RELEASE event",
-                Err(_) => "ROLLBACK TO event; RELEASE event",
-            };
-            conn.execute_batch(end).map_err(unavailable)?;
-            result.map_err(unavailable)
+            super::in_savepoint(
+                conn,
+                ["SAVEPOINT event", "RELEASE event", "ROLLBACK TO event"],
+                |conn| ingest_event(conn, &e),
+            )
         })
         .await
     }

@@ -101,6 +101,9 @@ impl SqliteStore {
         }
         let mut conn = connect(path)?;
         migrate(&mut conn)?;
+        // Room for every statement the writer runs, so none is prepared again after another
+        // pushed it out.
+        conn.set_prepared_statement_cache_capacity(128);
         // The checkpointer does this work off the writer's path.
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(unavailable)?;
@@ -398,12 +401,12 @@ fn writer(conn: Connection, mut jobs: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let error = match conn.execute_batch("BEGIN IMMEDIATE") {
+        let error = match run_cached(&conn, "BEGIN IMMEDIATE") {
             Ok(()) => {
                 for job in batch.drain(..) {
                     replies.push(job(Some(&conn)));
                 }
-                conn.execute_batch("COMMIT").err().map(|e| {
+                run_cached(&conn, "COMMIT").err().map(|e| {
                     tracing::error!(error = %e, "store commit failed");
                     let _ = conn.execute_batch("ROLLBACK");
                     StoreError::caused("commit failed", e)
@@ -423,17 +426,36 @@ fn writer(conn: Connection, mut jobs: mpsc::Receiver<Job>) {
     }
 }
 
+/// Runs `sql`, a statement without parameters, prepared once per connection: the writer runs
+/// these for every transaction and every conversation.
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+/// Runs `op` inside savepoint `name` ("SAVEPOINT name" and "RELEASE name" given whole, so
+/// they are prepared once): a failing `op` is rolled back alone, and the other commands of
+/// the writer's transaction stand.
+pub(super) fn in_savepoint<T>(
+    conn: &Connection,
+    [begin, release, rollback]: [&str; 3],
+    op: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> Result<T, StoreError> {
+    run_cached(conn, begin).map_err(unavailable)?;
+    let result = op(conn);
+    if result.is_err() {
+        run_cached(conn, rollback).map_err(unavailable)?;
+    }
+    run_cached(conn, release).map_err(unavailable)?;
+    result.map_err(unavailable)
+}
+
 fn ingest(conn: &Connection, c: &NewConversation) -> Result<Ingested, StoreError> {
     // A savepoint keeps one failing conversation from spoiling the others of the batch.
-    conn.execute_batch("SAVEPOINT ingest")
-        .map_err(unavailable)?;
-    let result = ingest_rows(conn, c);
-    let end = match result {
-        Ok(_) => "RELEASE ingest",
-        Err(_) => "ROLLBACK TO ingest; RELEASE ingest",
-    };
-    conn.execute_batch(end).map_err(unavailable)?;
-    result.map_err(unavailable)
+    in_savepoint(
+        conn,
+        ["SAVEPOINT ingest", "RELEASE ingest", "ROLLBACK TO ingest"],
+        |conn| ingest_rows(conn, c),
+    )
 }
 
 fn ingest_rows(conn: &Connection, c: &NewConversation) -> rusqlite::Result<Ingested> {
