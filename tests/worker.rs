@@ -235,7 +235,7 @@ async fn shutdown_releases_deliveries_claimed_but_not_started() {
 fn claim_state(db: &Db, id: i64) -> (i64, i64) {
     let of = format!("FROM deliveries d JOIN conversations c ON c.id = d.conversation_id WHERE c.key = '208-{id}'");
     (
-        count(db, &format!("SELECT d.claims {of}")),
+        count(db, &format!("SELECT CAST(d.claims AS BIGINT) {of}")),
         count(
             db,
             &format!("SELECT COUNT(*) {of} AND d.lease_until IS NOT NULL"),

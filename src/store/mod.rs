@@ -283,6 +283,13 @@ impl Store {
         })
     }
 
+    /// Whether a new conversation's deliveries may be committed claimed for this instance's
+    /// lanes ([`Routed::lease_until`]): with SQLite, the one instance; with PostgreSQL every
+    /// delivery goes through the queue every instance claims from.
+    pub fn hands_over(&self) -> bool {
+        matches!(&*self.backend, Backend::Sqlite(_))
+    }
+
     /// After a start: with SQLite (one instance), leases left by a crash are released so their
     /// deliveries are due at once. With PostgreSQL other instances may hold leases; expired
     /// ones become due by themselves.

@@ -223,9 +223,9 @@ impl Worker {
                 let generation = metrics.lane_started(destination.name());
                 let door = wakers.get(destination.name());
                 // A paced lane starts its attempts when the pace allows, maybe long after a
-                // commit: it claims from the store when it is ready instead.
-                let handed = rate
-                    .is_none()
+                // commit: it claims from the store when it is ready instead, as every lane
+                // does on a store that hands nothing over.
+                let handed = (rate.is_none() && store.hands_over())
                     .then(|| door.take_hand_overs(settings.lease, settings.workers));
                 let lane = lane::Lane {
                     generation,
