@@ -1,5 +1,6 @@
-//! Times building the template context and rendering one template for a conversation file:
-//! `cargo run --release --example render_bench -- FILE.json TEMPLATE_DIR TEMPLATE`.
+//! Times building the template context and rendering one template for a conversation file,
+//! the mean of `ROUNDS` rounds (default 20):
+//! `ROUNDS=20000 cargo run --release --example render_bench -- FILE.json TEMPLATE_DIR TEMPLATE`.
 
 use deskbridge::render::Renderer;
 use deskbridge::smartsupp::{context, Stored};
