@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 n="${1:-300000}"
 backend="${2:-sqlite}"
 out=bench/out/admin
-bin=target/release/deskbridge
+# DESKBRIDGE_BIN: another build to measure (an earlier release, say) instead of this tree's.
+bin="${DESKBRIDGE_BIN:-target/release/deskbridge}"
 port=18090
-cargo build --release --quiet
+[ -n "${DESKBRIDGE_BIN:-}" ] || cargo build --release --quiet
 rm -rf "$out"; mkdir -p "$out"
 if [ "$backend" = postgres ]; then
   eval "$(scripts/pg-test-server.sh start)"

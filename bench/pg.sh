@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 duration="${1:-15}"
 out=bench/out
 mkdir -p "$out"
-bin=target/release/deskbridge
-cargo build --release --quiet
+# DESKBRIDGE_BIN: another build to measure (an earlier release, say) instead of this tree's.
+bin="${DESKBRIDGE_BIN:-target/release/deskbridge}"
+[ -n "${DESKBRIDGE_BIN:-}" ] || cargo build --release --quiet
 eval "$(scripts/pg-test-server.sh start)"
 admin="$DESKBRIDGE_TEST_PG_URL"
 server="${admin%/*}"

@@ -174,6 +174,11 @@ impl Lane {
                 _ = stop.changed() => None,
                 permits = self.permits(&tasks, &slots) => permits,
             };
+            // Its lease ran out while it waited, and the claim loop claimed it again and
+            // started it: that attempt is the one to run.
+            if lock(&in_flight).contains_key(&claimed.id) {
+                continue;
+            }
             let paused = lock(&self.breaker).state() == State::Open;
             match (permits, paused || *stop.borrow()) {
                 (Some((task, slot)), false) => self.start(claimed, task, slot, false, &in_flight),
