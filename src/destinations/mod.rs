@@ -169,22 +169,23 @@ impl Request {
 /// Most text kept of what one attempt sent (the requests, masked).
 pub const MAX_SENT_CHARS: usize = 256 * 1024;
 
-/// What the attempt running in a task sent, each request as [`Request::display_masked`] shows it.
-pub type SentLog = Arc<std::sync::Mutex<Vec<String>>>;
+/// What the attempt running in a task sent: each request as rendered, shown masked
+/// ([`Request::display_masked`]) only when the attempt is kept ([`sent_text`]).
+pub type SentLog = Arc<std::sync::Mutex<Vec<Request>>>;
 
 tokio::task_local! {
     static SENT: SentLog;
 }
 
-/// Notes `request` as sent by the attempt running in this task (masked), so its delivery
-/// keeps what it last sent while it is not done. Destinations call this for each request they
-/// send for a delivery (never for token requests, whose bodies carry secrets); outside an
-/// attempt it does nothing.
+/// Notes `request` as sent by the attempt running in this task, so its delivery keeps what it
+/// last sent (masked) while it is not done. Destinations call this for each request they send
+/// for a delivery (never for token requests, whose bodies carry secrets); outside an attempt it
+/// does nothing.
 pub fn note_sent(request: &Request) {
     let _ = SENT.try_with(|log| {
         log.lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(request.display_masked())
+            .push(request.clone())
     });
 }
 
@@ -200,7 +201,11 @@ pub fn sent_text(log: &SentLog) -> Option<String> {
     if list.is_empty() {
         return None;
     }
-    let text = list.join("\n");
+    let text = list
+        .iter()
+        .map(Request::display_masked)
+        .collect::<Vec<_>>()
+        .join("\n");
     Some(crate::text::truncate(
         &text,
         MAX_SENT_CHARS,
