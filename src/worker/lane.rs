@@ -1,7 +1,8 @@
 //! A destination's lane: claim what is due (nothing while its breaker has it paused, one probe
-//! after the cool-down), start attempts within the concurrency limit and the pacing, sleep
-//! until the next due time or a wake-up, and drain on shutdown: claimed deliveries not yet
-//! started are released at once, attempts in flight get the grace period.
+//! after the cool-down) and take what receivers hand over already claimed, start attempts
+//! within the concurrency limit and the pacing, sleep until the next due time or a wake-up,
+//! and drain on shutdown: claimed or handed deliveries not yet started are released at once,
+//! attempts in flight get the grace period.
 
 use super::alerts::Alerts;
 use super::attempt::{attempt, record};

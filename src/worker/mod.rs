@@ -1,7 +1,8 @@
-//! Background delivery: one lane per destination claims due deliveries with a lease and runs
-//! up to its concurrency (`delivery.workers`, or the destination's `concurrency`) at once,
-//! paced by its `rate_limit` and paused by its breaker, so a slow or failing destination never
-//! holds up another.
+//! Background delivery: one lane per destination claims due deliveries with a lease (or is
+//! handed a new conversation's deliveries committed claimed, through its [`Door`]) and runs up
+//! to its concurrency (`delivery.workers`, or the destination's `concurrency`) at once, paced
+//! by its `rate_limit` and paused by its breaker, so a slow or failing destination never holds
+//! up another.
 
 mod alerts;
 mod attempt;
