@@ -191,14 +191,8 @@ async fn an_absurd_retry_after_is_clamped_and_the_attempt_recorded() {
 
 #[tokio::test]
 async fn shutdown_releases_deliveries_claimed_but_not_started() {
-    let mock = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(1500)))
-        .mount(&mock)
-        .await;
+    let (mock, config) = one_slow_slot().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut config = webhook(&mock, "    concurrency: 1\n");
-    config.log = "  level: \"info\"\n  format: \"json\"\n".into();
     // A receiver stores three conversations, so the lane starting next finds them all due and
     // claims one to attempt and one ahead.
     let receiver = Process::start_with(&config.write(dir.path()), &["--role", "receiver"]);
@@ -207,27 +201,52 @@ async fn shutdown_releases_deliveries_claimed_but_not_started() {
     }
     drop(receiver);
     let app = TestApp::spawn_in(dir, &config).await;
-    requests_at(&mock, 1).await;
-    let db = app.db();
-    let _dir = app.stop().await;
-    assert_eq!(
-        mock.received_requests().await.unwrap().len(),
-        1,
-        "nothing claimed ahead was started after the stop"
-    );
+    let (db, _dir) = stopped_after_one_request(app, &mock).await;
     let rows = deliveries(&db);
     assert_eq!(
         rows.iter().filter(|d| d.state == "done").count(),
         1,
         "{rows:?}"
     );
+    two_due_again(&db);
+}
+
+/// A webhook destination with one delivery slot whose every answer takes 1.5 s, and its mock.
+async fn one_slow_slot() -> (MockServer, TestConfig) {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(1500)))
+        .mount(&mock)
+        .await;
+    let mut config = webhook(&mock, "    concurrency: 1\n");
+    config.log = "  level: \"info\"\n  format: \"json\"\n".into();
+    (mock, config)
+}
+
+/// Stops `app` once its first request is under way; checks that nothing waiting started after.
+/// Its store, and the folder that keeps it.
+async fn stopped_after_one_request(app: TestApp, mock: &MockServer) -> (Db, tempfile::TempDir) {
+    requests_at(mock, 1).await;
+    let db = app.db();
+    let dir = app.stop().await;
+    assert_eq!(
+        mock.received_requests().await.unwrap().len(),
+        1,
+        "nothing waiting was started after the stop"
+    );
+    (db, dir)
+}
+
+/// Two deliveries never attempted are due again at once, unclaimed.
+fn two_due_again(db: &Db) {
     assert_eq!(
         count(
-            &db,
+            db,
             "SELECT COUNT(*) FROM deliveries WHERE state = 'pending' AND lease_until IS NULL AND attempts = 0"
         ),
         2,
-        "the waiting deliveries are due again at once: {rows:?}"
+        "the waiting deliveries are due again at once: {:?}",
+        deliveries(db)
     );
 }
 
@@ -247,7 +266,7 @@ fn claim_state(db: &Db, id: i64) -> (i64, i64) {
 async fn a_lane_with_room_is_handed_new_deliveries_and_a_paused_one_none() {
     let mock = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(401).set_delay(Duration::from_millis(300)))
+        .respond_with(ResponseTemplate::new(401).set_delay(Duration::from_secs(1)))
         .mount(&mock)
         .await;
     let app = TestApp::spawn(webhook(&mock, ONE_AT_A_TIME_PAUSED_AFTER_TWO)).await;
@@ -258,7 +277,7 @@ async fn a_lane_with_room_is_handed_new_deliveries_and_a_paused_one_none() {
     );
     if matches!(db, Db::Sqlite(_)) {
         // Committed claimed for the lane, which attempts it without a claim of its own: the
-        // 200 came after that commit, and the attempt takes 300 ms.
+        // 200 came after that commit, and the attempt takes a second.
         assert_eq!(claim_state(&db, 1), (1, 1), "{:?}", deliveries(&db));
     }
     assert_eq!(
@@ -277,14 +296,8 @@ async fn a_lane_with_room_is_handed_new_deliveries_and_a_paused_one_none() {
 
 #[tokio::test]
 async fn shutdown_gives_back_deliveries_handed_over_but_not_started() {
-    let mock = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(1500)))
-        .mount(&mock)
-        .await;
+    let (mock, config) = one_slow_slot().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut config = webhook(&mock, "    concurrency: 1\n");
-    config.log = "  level: \"info\"\n  format: \"json\"\n".into();
     let app = TestApp::spawn_in(dir, &config).await;
     // One attempted, one handed over waiting for the lane's only slot, one left in the store
     // (the lane had no more room).
@@ -294,23 +307,8 @@ async fn shutdown_gives_back_deliveries_handed_over_but_not_started() {
             200
         );
     }
-    requests_at(&mock, 1).await;
-    let db = app.db();
-    let _dir = app.stop().await;
-    assert_eq!(
-        mock.received_requests().await.unwrap().len(),
-        1,
-        "nothing waiting was started after the stop"
-    );
-    let rows = deliveries(&db);
-    assert_eq!(
-        count(
-            &db,
-            "SELECT COUNT(*) FROM deliveries WHERE state = 'pending' AND lease_until IS NULL AND attempts = 0"
-        ),
-        2,
-        "the waiting deliveries are due again at once: {rows:?}"
-    );
+    let (db, _dir) = stopped_after_one_request(app, &mock).await;
+    two_due_again(&db);
 }
 
 /// A new store (SQLite, or PostgreSQL under `DESKBRIDGE_TEST_BACKEND=postgres`) with one

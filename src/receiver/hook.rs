@@ -73,7 +73,6 @@ async fn accept(
     // Room in the lanes, reserved before the commit: those deliveries are committed claimed
     // and handed straight to their lane, without a claim from the store.
     let reserved = live.wakers.reserve(&mut destinations, received_at);
-    let routed = destinations.clone();
     let raw = body.clone();
     let conversation = NewConversation {
         key: identity.key,
@@ -113,7 +112,7 @@ async fn accept(
                 version,
                 received_at,
             };
-            reserved.hand_over(&leased, &routed, &stored, &raw);
+            reserved.hand_over(&leased, &stored, &raw);
             let key = stored.key;
             tracing::debug!(conversation = %key, version, deliveries, client = %client, "hook accepted");
             let body = serde_json::json!({

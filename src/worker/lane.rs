@@ -7,7 +7,7 @@
 use super::alerts::Alerts;
 use super::attempt::{attempt, record};
 use super::breaker::{Admit, Breaker, State};
-use super::{Door, LaneSettings};
+use super::{lock, Door, LaneSettings};
 use crate::destinations::pacing::Pacer;
 use crate::destinations::{Destination, Progress};
 use crate::metrics::Metrics;
@@ -356,10 +356,6 @@ impl Lane {
             }
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 async fn sleep_or_stop(wait: Duration, wake: &Notify, stop: &mut watch::Receiver<bool>) {

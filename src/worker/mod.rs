@@ -83,9 +83,13 @@ impl Door {
     }
 }
 
-/// Lanes' room reserved for one conversation's deliveries before its commit: each routed
-/// delivery's lane, and the room reserved in it, if any.
-pub struct Reserved(Vec<(Arc<Door>, Option<mpsc::OwnedPermit<Claimed>>)>);
+/// Lanes' room reserved for one conversation's deliveries before its commit, in the order of
+/// its routed deliveries: the lane of each (none for a delivery dead from the start), and the
+/// room reserved in it with the destination's name, if any.
+pub struct Reserved(Vec<(Option<Arc<Door>>, Option<Room>)>);
+
+/// Room for one delivery in a lane: the destination's name and the reserved place.
+type Room = (String, mpsc::OwnedPermit<Claimed>);
 
 impl Wakers {
     /// One door per destination name.
@@ -110,15 +114,14 @@ impl Wakers {
     pub fn reserve(&self, routed: &mut [Routed], now: i64) -> Reserved {
         let mut reserved = Vec::with_capacity(routed.len());
         for r in routed.iter_mut() {
-            let door = match (&r.error, self.0.get(&r.destination)) {
-                (None, Some(door)) => door.clone(),
-                _ => Arc::default(),
-            };
-            let room = door.reserve(now).map(|(permit, lease_until)| {
-                r.lease_until = Some(lease_until);
-                permit
-            });
-            reserved.push((door, room));
+            let door = self.0.get(&r.destination).filter(|_| r.error.is_none());
+            let room = door
+                .and_then(|d| d.reserve(now))
+                .map(|(permit, lease_until)| {
+                    r.lease_until = Some(lease_until);
+                    (r.destination.clone(), permit)
+                });
+            reserved.push((door.cloned(), room));
         }
         Reserved(reserved)
     }
@@ -132,20 +135,14 @@ impl Reserved {
     /// After the commit: hands each delivery committed claimed (`leased`, as
     /// [`crate::store::Ingested::Accepted`] lists them) to its lane, and wakes the lanes of
     /// the others, which claim them from the store.
-    pub fn hand_over(
-        self,
-        leased: &[(usize, i64)],
-        routed: &[Routed],
-        conversation: &Stored,
-        raw: &Bytes,
-    ) {
+    pub fn hand_over(self, leased: &[(usize, i64)], conversation: &Stored, raw: &Bytes) {
         for (i, (door, room)) in self.0.into_iter().enumerate() {
             let id = leased.iter().find(|(at, _)| *at == i).map(|(_, id)| *id);
-            match (room, id, routed.get(i)) {
-                (Some(room), Some(id), Some(r)) => {
+            match (room, id) {
+                (Some((destination, room)), Some(id)) => {
                     room.send(Claimed {
                         id,
-                        destination: r.destination.clone(),
+                        destination,
                         attempts: 0,
                         claims: 0,
                         conversation: conversation.clone(),
@@ -154,12 +151,17 @@ impl Reserved {
                         previous: None,
                     });
                 }
-                _ => door.wake.notify_one(),
+                _ => {
+                    if let Some(door) = door {
+                        door.wake.notify_one();
+                    }
+                }
             }
         }
     }
 }
 
+/// The value behind `m`, also after a panic elsewhere poisoned it.
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
